@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: set up, start the platform, make one video from a
+# prompt, and print where the MP4 is. Extra arguments go to `t2v demo` (--prompt, --seed, --out).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${T2V_VENV:-/var/cache/t2v/venv}"
+scripts/setup.sh
+exec "$VENV/bin/t2v" demo "$@"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Every check and test: Rust (cargo test, clippy), lint and types (ruff, mypy, stubtest),
+# then pytest. Services the tests need (redis-server, the S3 server, Chromium) are started by
+# the tests themselves; .ci/run installs the system packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${T2V_VENV:-/var/cache/t2v/venv}"
+scripts/setup.sh
+export PATH="$VENV/bin:$PATH" PYO3_PYTHON="$VENV/bin/python"
+echo "== cargo test"
+(cd rust_infer && cargo test --quiet)
+echo "== cargo clippy"
+(cd rust_infer && cargo clippy --quiet --all-targets -- -D warnings)
+echo "== ruff"
+ruff check t2v functions tests bench
+ruff format --check t2v functions tests bench
+echo "== mypy"
+mypy t2v functions/submit/main.py
+mypy functions/status/main.py
+mypy functions/infer/main.py
+python -m mypy.stubtest rust_infer --allowlist rust_infer/stubtest-allowlist.txt
+echo "== pytest"
+set +e
+pytest "$@"
+code=$?
+set -e
+# pytest exits 5 when it collected no tests: that is a failure here, not a pass.
+if [ "$code" -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi
+exit "$code"
