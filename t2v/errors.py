@@ -1,0 +1,87 @@
+"""One exception hierarchy for the platform; `t2v.http` maps it to HTTP responses in one place."""
+
+from __future__ import annotations
+
+
+class T2VError(Exception):
+    """Base of every error the API reports. `code` is stable; `message` is for people."""
+
+    http_status = 500
+    code = "internal"
+    retryable = False
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+    def to_body(self) -> dict[str, object]:
+        error: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+        return {"error": error}
+
+
+class InvalidRequestError(T2VError):
+    http_status = 400
+    code = "invalid_request"
+
+
+class MalformedEventError(T2VError):
+    http_status = 400
+    code = "malformed_event"
+
+
+class UnsupportedMediaTypeError(T2VError):
+    http_status = 415
+    code = "unsupported_media_type"
+
+
+class NotFoundError(T2VError):
+    http_status = 404
+    code = "not_found"
+
+
+class MethodNotAllowedError(T2VError):
+    http_status = 405
+    code = "method_not_allowed"
+
+
+class ConflictError(T2VError):
+    http_status = 409
+    code = "conflict"
+
+
+class IdempotencyConflictError(ConflictError):
+    code = "idempotency_key_reused"
+
+
+class RangeNotSatisfiableError(T2VError):
+    http_status = 416
+    code = "range_not_satisfiable"
+
+
+class UnauthorizedError(T2VError):
+    http_status = 401
+    code = "unauthorized"
+
+
+class RateLimitedError(T2VError):
+    http_status = 429
+    code = "rate_limited"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after_s: int, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.headers = headers or {}
+
+
+class UnavailableError(T2VError):
+    """A backend (store, artifact store, broker) cannot be reached: retry later."""
+
+    http_status = 503
+    code = "unavailable"
+    retryable = True

@@ -1,0 +1,131 @@
+"""CloudEvents: the event types, building and parsing them, and sending them to K_SINK.
+
+Events go out in binary mode; both binary and structured mode are accepted on the way in.
+`docs/events.md` is the catalogue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import httpx
+from cloudevents.conversion import to_binary
+from cloudevents.exceptions import GenericException
+from cloudevents.http import CloudEvent, from_http
+
+from t2v.errors import MalformedEventError, UnavailableError
+
+log = logging.getLogger(__name__)
+
+PREFIX = "dev.t2v."
+JOB_SUBMIT = PREFIX + "job.submit"
+JOB_REQUESTED = PREFIX + "job.requested"
+JOB_STARTED = PREFIX + "job.started"
+JOB_PROGRESS = PREFIX + "job.progress"
+JOB_SUCCEEDED = PREFIX + "job.succeeded"
+JOB_FAILED = PREFIX + "job.failed"
+JOB_CANCELED = PREFIX + "job.canceled"
+PING = "dev.knative.sources.ping"
+LIFECYCLE_TYPES = (JOB_STARTED, JOB_PROGRESS, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELED)
+DATA_SCHEMA_VERSION = "v1"
+# Extension attribute naming the tenant of a job.submit event (see docs/events.md).
+TENANT_EXTENSION = "t2vtenant"
+
+
+def data_schema(event_type: str) -> str:
+    return f"https://t2v.dev/schemas/{event_type.removeprefix(PREFIX)}/{DATA_SCHEMA_VERSION}.json"
+
+
+def make_event(
+    event_type: str,
+    *,
+    source: str,
+    subject: str,
+    data: Mapping[str, Any],
+    event_id: str | None = None,
+    extensions: Mapping[str, str] | None = None,
+) -> CloudEvent:
+    attributes: dict[str, Any] = {
+        "type": event_type,
+        "source": source,
+        "subject": subject,
+        "id": event_id or uuid.uuid4().hex,
+        "time": datetime.now(UTC).isoformat(),
+        "datacontenttype": "application/json",
+        "dataschema": data_schema(event_type),
+    }
+    attributes.update(extensions or {})
+    return CloudEvent(attributes, dict(data))
+
+
+def parse_event(headers: Mapping[str, str], body: bytes) -> CloudEvent:
+    """Read a CloudEvent in binary or structured mode, or raise MalformedEventError."""
+    try:
+        event = from_http(dict(headers), body)
+    except (GenericException, ValueError, TypeError, KeyError) as exc:
+        raise MalformedEventError(f"not a valid CloudEvent: {exc}") from exc
+    for required in ("id", "source", "type"):
+        if not event.get(required):
+            raise MalformedEventError(f"CloudEvent attribute {required!r} is missing")
+    return event
+
+
+def event_data(event: CloudEvent) -> dict[str, Any]:
+    """The event's data as a JSON object, or MalformedEventError."""
+    data = event.get_data()
+    if isinstance(data, (bytes, str)):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise MalformedEventError("CloudEvent data is not JSON") from exc
+    if not isinstance(data, dict):
+        raise MalformedEventError("CloudEvent data must be a JSON object")
+    return data
+
+
+class EventSink(Protocol):
+    async def send(self, event: CloudEvent) -> None: ...
+
+
+class HttpEventSink:
+    """Posts events in binary mode to K_SINK (the Broker), retrying briefly on failure."""
+
+    def __init__(self, url: str, *, attempts: int = 4, timeout_s: float = 10.0) -> None:
+        self._url = url
+        self._attempts = attempts
+        self._client = httpx.AsyncClient(timeout=timeout_s)
+
+    async def send(self, event: CloudEvent) -> None:
+        headers, body = to_binary(event)
+        delay = 0.1
+        for attempt in range(1, self._attempts + 1):
+            try:
+                response = await self._client.post(self._url, headers=headers, content=body)
+                if response.status_code < 300:
+                    return
+                reason = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                reason = repr(exc)
+            log.warning(
+                "event %s to %s failed (%s), attempt %d", event["type"], self._url, reason, attempt
+            )
+            if attempt < self._attempts:
+                await asyncio.sleep(delay)
+                delay *= 4
+        raise UnavailableError(f"could not deliver {event['type']} to the broker: {reason}")
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class DiscardingEventSink:
+    """Used when K_SINK is not set: events are logged and dropped (a function run alone)."""
+
+    async def send(self, event: CloudEvent) -> None:
+        log.info("K_SINK not set; dropping %s for %s", event["type"], event.get("subject"))

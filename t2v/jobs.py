@@ -1,0 +1,172 @@
+"""The job model and the one rule set for changing a job.
+
+Every store applies `merge` inside its own compare-and-set, so duplicate, late and
+out-of-order events can never move a job backwards, whatever the backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @property
+    def terminal(self) -> bool:
+        return _RANK[self] == 2
+
+
+_RANK = {
+    JobStatus.QUEUED: 0,
+    JobStatus.RUNNING: 1,
+    JobStatus.SUCCEEDED: 2,
+    JobStatus.FAILED: 2,
+    JobStatus.CANCELED: 2,
+}
+
+# Phases while running, in the order a generation goes through them.
+PHASES = ("starting", "denoising", "decoding", "encoding", "uploading")
+
+
+def new_job_id() -> str:
+    return "job_" + uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class JobError:
+    code: str
+    message: str
+    retryable: bool = False
+    details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Progress:
+    attempt: int
+    step: int
+    total: int
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.step / self.total, 1) if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    key: str
+    sha256: str
+    bytes: int
+    width: int
+    height: int
+    num_frames: int
+    fps: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    tenant: str
+    status: JobStatus
+    params: dict[str, Any]
+    created_at: float
+    phase: str | None = None
+    progress: Progress | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: JobError | None = None
+    video: VideoInfo | None = None
+    cancel_requested: bool = False
+    sweeps: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Job:
+        data = dict(raw)
+        data["status"] = JobStatus(data["status"])
+        if data.get("progress") is not None:
+            data["progress"] = Progress(**data["progress"])
+        if data.get("error") is not None:
+            data["error"] = JobError(**data["error"])
+        if data.get("video") is not None:
+            data["video"] = VideoInfo(**data["video"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """A change reported by an event. Fields left None are not touched."""
+
+    job_id: str
+    status: JobStatus
+    phase: str | None = None
+    progress: Progress | None = None
+    at: float | None = None
+    error: JobError | None = None
+    video: VideoInfo | None = None
+
+
+def _progress_key(progress: Progress | None) -> tuple[int, int]:
+    return (progress.attempt, progress.step) if progress else (-1, -1)
+
+
+def merge(job: Job, update: JobUpdate) -> Job | None:
+    """Return the job with `update` applied, or None when the update is stale.
+
+    Status only climbs in rank and the first terminal status wins. While running, progress
+    is ordered by (attempt, step), so a redelivered or late progress event is ignored.
+    """
+    if job.status.terminal:
+        return None
+    target = update.status
+    if target.rank < job.status.rank:
+        return None
+    if target.terminal:
+        return dataclasses.replace(
+            job,
+            status=target,
+            phase=None,
+            finished_at=update.at,
+            started_at=job.started_at if job.started_at is not None else update.at,
+            error=update.error,
+            video=update.video,
+            progress=update.progress or job.progress,
+        )
+    if target == JobStatus.RUNNING:
+        if job.status == JobStatus.RUNNING and _progress_key(update.progress) < _progress_key(
+            job.progress
+        ):
+            return None
+        if (
+            job.status == JobStatus.RUNNING
+            and _progress_key(update.progress) == _progress_key(job.progress)
+            and _phase_index(update.phase) <= _phase_index(job.phase)
+        ):
+            return None
+        return dataclasses.replace(
+            job,
+            status=target,
+            phase=update.phase or job.phase,
+            progress=update.progress or job.progress,
+            started_at=job.started_at if job.started_at is not None else update.at,
+        )
+    return None
+
+
+def _phase_index(phase: str | None) -> int:
+    return PHASES.index(phase) if phase in PHASES else -1

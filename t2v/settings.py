@@ -1,0 +1,76 @@
+"""Typed settings, read once from the environment at start-up and never mutated."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATA_DIR = ".t2v/data"
+DEFAULT_TINY_MODEL = ".t2v/models/tiny-mochi"
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number (got {raw!r})") from exc
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer (got {raw!r})") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    store_url: str
+    artifacts_url: str
+    event_sink: str | None
+    model: str
+    model_profile: str
+    device: str | None
+    lease_ttl_s: float
+    heartbeat_s: float
+    max_attempts: int
+    job_deadline_s: float
+    progress_interval_s: float
+    queued_stale_s: float
+    public_url: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("T2V_DATA_DIR") or DEFAULT_DATA_DIR)
+        lease_ttl_s = _float(env, "T2V_LEASE_TTL_S", 30.0)
+        model = env.get("T2V_MODEL") or DEFAULT_TINY_MODEL
+        profile = env.get("T2V_MODEL_PROFILE") or (
+            "tiny" if model == DEFAULT_TINY_MODEL else "mochi-1"
+        )
+        return cls(
+            data_dir=data_dir,
+            store_url=env.get("T2V_STORE_URL") or f"sqlite:///{data_dir / 'jobs.db'}",
+            artifacts_url=env.get("T2V_ARTIFACTS_URL") or f"file://{(data_dir / 'artifacts')}",
+            # K_SINK is injected by Knative's SinkBinding (and by the local runner).
+            event_sink=env.get("K_SINK") or None,
+            model=model,
+            model_profile=profile,
+            device=env.get("T2V_DEVICE") or None,
+            lease_ttl_s=lease_ttl_s,
+            heartbeat_s=_float(env, "T2V_HEARTBEAT_S", lease_ttl_s / 3),
+            max_attempts=_int(env, "T2V_MAX_ATTEMPTS", 3),
+            job_deadline_s=_float(env, "T2V_JOB_DEADLINE_S", 570.0),
+            progress_interval_s=_float(env, "T2V_PROGRESS_INTERVAL_S", 1.0),
+            queued_stale_s=_float(env, "T2V_QUEUED_STALE_S", 120.0),
+            public_url=(env.get("T2V_PUBLIC_URL") or "").rstrip("/") or None,
+        )

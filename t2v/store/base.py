@@ -1,0 +1,111 @@
+"""The JobStore interface. Every implementation passes `tests/contracts/test_job_store.py`."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from typing import Protocol
+
+from t2v.jobs import Job, JobStatus, JobUpdate
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """An `Idempotency-Key` and the hash of the request body it was first used with."""
+
+    key: str
+    request_hash: str
+    ttl_s: float = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    job: Job
+    created: bool
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    job: Job
+    applied: bool
+
+
+@dataclass(frozen=True)
+class Lease:
+    job_id: str
+    worker_id: str
+    attempt: int
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+class JobStore(Protocol):
+    async def create(self, job: Job, idempotency: IdempotencyClaim | None = None) -> CreateResult:
+        """Store a new job. With an idempotency claim already used for the same request hash
+        by the same tenant, return that job (created=False); with another hash raise
+        `IdempotencyConflictError`. Atomic: nothing is stored on error."""
+        ...
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def list(
+        self,
+        *,
+        tenant: str | None,
+        status: JobStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Newest first. `tenant=None` lists every tenant's jobs (admin)."""
+        ...
+
+    async def apply(self, update: JobUpdate) -> ApplyResult:
+        """Apply an update with `t2v.jobs.merge` as one compare-and-set.
+        Raises `NotFoundError` for an unknown job."""
+        ...
+
+    async def request_cancel(self, job_id: str, *, at: float) -> Job:
+        """A queued job becomes `canceled` at once; a running one gets its cancel flag set
+        (the worker stops within one step); a finished one is returned unchanged."""
+        ...
+
+    async def is_cancel_requested(self, job_id: str) -> bool: ...
+
+    async def claim(self, job_id: str, worker_id: str, *, ttl_s: float, now: float) -> Lease | None:
+        """Take the job's lease when it is free, expired or already ours; each new holder
+        gets the next attempt number. None when another live worker holds it."""
+        ...
+
+    async def renew(self, lease: Lease, *, ttl_s: float, now: float) -> bool:
+        """Extend our lease; False when it was lost (expired and taken over)."""
+        ...
+
+    async def release(self, lease: Lease) -> None: ...
+
+    async def lease_of(self, job_id: str) -> Lease | None: ...
+
+    async def stale_jobs(
+        self, *, now: float, queued_before: float, limit: int = 100
+    ) -> builtins.list[Job]:
+        """Running jobs whose lease expired (or never existed), and queued jobs created
+        before `queued_before`: the sweep re-requests these."""
+        ...
+
+    async def record_sweep(self, job_id: str) -> Job:
+        """Count one re-request by the sweep and return the job."""
+        ...
+
+    async def queue_position(self, job: Job) -> int | None:
+        """1-based position among queued jobs (oldest first), None when not queued."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise `UnavailableError` when the backend cannot be reached."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,313 @@
+"""The embedded JobStore: one SQLite file shared by the local processes.
+
+Each operation is one `BEGIN IMMEDIATE` transaction, which SQLite serialises across
+processes, so read-merge-write is a compare-and-set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import dataclasses
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from t2v.errors import IdempotencyConflictError, NotFoundError, UnavailableError
+from t2v.jobs import Job, JobStatus, JobUpdate, merge
+from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, Lease
+from t2v.store.cursor import decode_cursor, encode_cursor
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
+CREATE TABLE IF NOT EXISTS idempotency (
+    tenant TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (tenant, key)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    job_id TEXT PRIMARY KEY,
+    worker_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+
+class SqliteJobStore:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteJobStore:
+        return cls(Path(url.removeprefix("sqlite:///").removeprefix("sqlite://")))
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self._path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        def in_transaction() -> T:
+            try:
+                with self._transaction() as conn:
+                    return operation(conn)
+            except sqlite3.OperationalError as exc:
+                raise UnavailableError(f"job store unavailable: {exc}") from exc
+
+        return await asyncio.to_thread(in_transaction)
+
+    @staticmethod
+    def _load(conn: sqlite3.Connection, job_id: str) -> Job | None:
+        row = conn.execute("SELECT data FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return Job.from_dict(json.loads(row[0])) if row else None
+
+    @staticmethod
+    def _save(conn: sqlite3.Connection, job: Job) -> None:
+        conn.execute(
+            "INSERT INTO jobs (id, tenant, status, created_at, data) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data",
+            (job.id, job.tenant, job.status.value, job.created_at, json.dumps(job.to_dict())),
+        )
+
+    async def create(self, job: Job, idempotency: IdempotencyClaim | None = None) -> CreateResult:
+        def op(conn: sqlite3.Connection) -> CreateResult:
+            if idempotency is not None:
+                row = conn.execute(
+                    "SELECT request_hash, job_id FROM idempotency "
+                    "WHERE tenant = ? AND key = ? AND expires_at > ?",
+                    (job.tenant, idempotency.key, job.created_at),
+                ).fetchone()
+                if row is not None:
+                    if row[0] != idempotency.request_hash:
+                        raise IdempotencyConflictError(
+                            "this Idempotency-Key was already used with a different request"
+                        )
+                    existing = self._load(conn, row[1])
+                    if existing is not None:
+                        return CreateResult(existing, created=False)
+                conn.execute(
+                    "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)",
+                    (
+                        job.tenant,
+                        idempotency.key,
+                        idempotency.request_hash,
+                        job.id,
+                        job.created_at + idempotency.ttl_s,
+                    ),
+                )
+            self._save(conn, job)
+            return CreateResult(job, created=True)
+
+        return await self._run(op)
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self._run(lambda conn: self._load(conn, job_id))
+
+    async def list(
+        self,
+        *,
+        tenant: str | None,
+        status: JobStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> JobPage:
+        clauses: list[str] = []
+        args: list[object] = []
+        if tenant is not None:
+            clauses.append("tenant = ?")
+            args.append(tenant)
+        if status is not None:
+            clauses.append("status = ?")
+            args.append(status.value)
+        if cursor is not None:
+            created_at, job_id = decode_cursor(cursor)
+            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            args.extend([created_at, created_at, job_id])
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT data FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT ?"
+
+        def op(conn: sqlite3.Connection) -> JobPage:
+            rows = conn.execute(query, (*args, limit + 1)).fetchall()
+            jobs = [Job.from_dict(json.loads(row[0])) for row in rows[:limit]]
+            more = len(rows) > limit
+            next_cursor = encode_cursor(jobs[-1].created_at, jobs[-1].id) if more else None
+            return JobPage(jobs, next_cursor)
+
+        return await self._run(op)
+
+    async def apply(self, update: JobUpdate) -> ApplyResult:
+        def op(conn: sqlite3.Connection) -> ApplyResult:
+            job = self._load(conn, update.job_id)
+            if job is None:
+                raise NotFoundError(f"job {update.job_id} not found")
+            merged = merge(job, update)
+            if merged is None:
+                return ApplyResult(job, applied=False)
+            self._save(conn, merged)
+            if merged.status.terminal:
+                conn.execute("DELETE FROM leases WHERE job_id = ?", (job.id,))
+            return ApplyResult(merged, applied=True)
+
+        return await self._run(op)
+
+    async def request_cancel(self, job_id: str, *, at: float) -> Job:
+        def op(conn: sqlite3.Connection) -> Job:
+            job = self._load(conn, job_id)
+            if job is None:
+                raise NotFoundError(f"job {job_id} not found")
+            if job.status.terminal:
+                return job
+            if job.status == JobStatus.QUEUED:
+                changed = dataclasses.replace(
+                    job, status=JobStatus.CANCELED, finished_at=at, cancel_requested=True
+                )
+            else:
+                changed = dataclasses.replace(job, cancel_requested=True)
+            self._save(conn, changed)
+            return changed
+
+        return await self._run(op)
+
+    async def is_cancel_requested(self, job_id: str) -> bool:
+        job = await self.get(job_id)
+        return bool(job and (job.cancel_requested or job.status == JobStatus.CANCELED))
+
+    async def claim(self, job_id: str, worker_id: str, *, ttl_s: float, now: float) -> Lease | None:
+        def op(conn: sqlite3.Connection) -> Lease | None:
+            row = conn.execute(
+                "SELECT worker_id, attempt, expires_at FROM leases WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            if row is not None and row[0] != worker_id and row[2] > now:
+                return None
+            if row is not None and row[0] == worker_id:
+                attempt = int(row[1])
+            else:
+                attempt = int(row[1]) + 1 if row is not None else 1
+            lease = Lease(job_id, worker_id, attempt, now + ttl_s)
+            conn.execute(
+                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)",
+                (job_id, worker_id, attempt, lease.expires_at),
+            )
+            return lease
+
+        return await self._run(op)
+
+    async def renew(self, lease: Lease, *, ttl_s: float, now: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE leases SET expires_at = ? WHERE job_id = ? AND worker_id = ? "
+                "AND attempt = ?",
+                (now + ttl_s, lease.job_id, lease.worker_id, lease.attempt),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(op)
+
+    async def release(self, lease: Lease) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            # Keep the row (it remembers the attempt count) but let anyone take it at once.
+            conn.execute(
+                "UPDATE leases SET expires_at = 0 WHERE job_id = ? AND worker_id = ? "
+                "AND attempt = ?",
+                (lease.job_id, lease.worker_id, lease.attempt),
+            )
+
+        await self._run(op)
+
+    async def lease_of(self, job_id: str) -> Lease | None:
+        def op(conn: sqlite3.Connection) -> Lease | None:
+            row = conn.execute(
+                "SELECT worker_id, attempt, expires_at FROM leases WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            return Lease(job_id, row[0], int(row[1]), float(row[2])) if row else None
+
+        return await self._run(op)
+
+    async def stale_jobs(
+        self, *, now: float, queued_before: float, limit: int = 100
+    ) -> builtins.list[Job]:
+        def op(conn: sqlite3.Connection) -> builtins.list[Job]:
+            rows = conn.execute(
+                "SELECT j.data FROM jobs j LEFT JOIN leases l ON l.job_id = j.id "
+                "WHERE (j.status = 'running' AND (l.expires_at IS NULL OR l.expires_at <= ?)) "
+                "OR (j.status = 'queued' AND j.created_at < ? "
+                "    AND (l.expires_at IS NULL OR l.expires_at <= ?)) "
+                "ORDER BY j.created_at LIMIT ?",
+                (now, queued_before, now, limit),
+            ).fetchall()
+            return [Job.from_dict(json.loads(row[0])) for row in rows]
+
+        return await self._run(op)
+
+    async def record_sweep(self, job_id: str) -> Job:
+        def op(conn: sqlite3.Connection) -> Job:
+            job = self._load(conn, job_id)
+            if job is None:
+                raise NotFoundError(f"job {job_id} not found")
+            changed = dataclasses.replace(job, sweeps=job.sweeps + 1)
+            self._save(conn, changed)
+            return changed
+
+        return await self._run(op)
+
+    async def queue_position(self, job: Job) -> int | None:
+        if job.status != JobStatus.QUEUED:
+            return None
+
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM jobs WHERE status = 'queued' "
+                "AND (created_at < ? OR (created_at = ? AND id < ?))",
+                (job.created_at, job.created_at, job.id),
+            ).fetchone()
+            return int(row[0]) + 1
+
+        return await self._run(op)
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
