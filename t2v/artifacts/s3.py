@@ -13,7 +13,8 @@ a profile, or the pod's IAM role), never from the URL. The bucket must already e
 
 boto3 is blocking, so every call runs in a worker thread. A single PUT and a completed
 multipart upload both make the object appear whole, which gives the atomic `put` the
-interface asks for; the server verifies a SHA-256 checksum of what it received.
+interface asks for. Every upload sends SHA-256 checksums (of the whole object, or of each
+part), which S3 and MinIO verify and keep with the object.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ class S3ArtifactStore:
                     Key=object_key,
                     Body=data,
                     ContentType=content_type,
+                    ChecksumAlgorithm="SHA256",
                     ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
                 )
                 return

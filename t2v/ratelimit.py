@@ -1,0 +1,149 @@
+"""Submit admission per tenant: a moving-window rate and a cap on unfinished jobs.
+
+Configuration (read once by `SubmitLimiter.from_env`):
+- `T2V_SUBMIT_RATE`: submissions per tenant in a moving window, in the `limits` notation
+  (`30/minute`, `5/second`, `500/hour`; default `30/minute`).
+- `T2V_MAX_ACTIVE_JOBS`: queued plus running jobs a tenant may have at once (default 20;
+  0 turns the cap off). Counted from the job store, so every replica sees the same number;
+  two submits racing at the cap may both pass, which a cap of this kind can tolerate.
+- `T2V_RATE_LIMIT_STORAGE`: where the windows live: `memory://` (default; one process, the
+  local platform) or `redis://host:port/db` on a cluster, so every submit replica shares them.
+
+Responses carry the IETF draft `RateLimit-*` headers (`-Limit`, `-Remaining`, `-Reset` in
+seconds, `-Policy` as `limit;w=window`); a refusal adds `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.storage import storage_from_string
+
+from t2v.errors import RateLimitedError, UnavailableError
+from t2v.jobs import JobStatus
+from t2v.store.base import JobStore
+
+if TYPE_CHECKING:
+    # Imported where used: the local platform runs without redis installed.
+    import redis.asyncio as aioredis
+
+DEFAULT_SUBMIT_RATE = "30/minute"
+DEFAULT_MAX_ACTIVE_JOBS = 20
+# How long a tenant at its cap is told to wait: about how long a short job takes to finish.
+ACTIVE_CAP_RETRY_AFTER_S = 30
+_NAMESPACE = "t2v-submit"
+
+
+def _async_storage(url: str) -> tuple[Storage, aioredis.ConnectionPool | None]:
+    """The `limits` storage for `url`, and the Redis pool behind it (we close it: `limits`
+    has no close of its own)."""
+    if url.startswith("memory://"):
+        storage = storage_from_string("async+memory://")
+        assert isinstance(storage, Storage)
+        return storage, None
+    if url.startswith(("redis://", "rediss://")):
+        import redis.asyncio as aioredis
+
+        pool = aioredis.ConnectionPool.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        options: dict[str, Any] = {"connection_pool": pool}
+        redis_storage = RedisStorage(
+            "async+" + url, implementation="redispy", wrap_exceptions=True, **options
+        )
+        return redis_storage, pool
+    raise ValueError(f"T2V_RATE_LIMIT_STORAGE {url!r} must be memory:// or redis://host")
+
+
+class SubmitLimiter:
+    def __init__(
+        self,
+        *,
+        rate: RateLimitItem,
+        max_active_jobs: int,
+        storage: Storage,
+        store: JobStore,
+        clock: Callable[[], float] = time.time,
+        redis_pool: aioredis.ConnectionPool | None = None,
+    ) -> None:
+        self._rate = rate
+        self._max_active = max_active_jobs
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._store = store
+        self._clock = clock
+        self._policy = f"{rate.amount};w={rate.get_expiry()}"
+        self._redis_pool = redis_pool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None, store: JobStore) -> SubmitLimiter:
+        env = os.environ if env is None else env
+        rate_text = env.get("T2V_SUBMIT_RATE") or DEFAULT_SUBMIT_RATE
+        try:
+            rate = parse(rate_text)
+        except ValueError as exc:
+            raise ValueError(f"T2V_SUBMIT_RATE {rate_text!r} is not like '30/minute'") from exc
+        max_active_text = env.get("T2V_MAX_ACTIVE_JOBS") or str(DEFAULT_MAX_ACTIVE_JOBS)
+        try:
+            max_active = int(max_active_text)
+        except ValueError as exc:
+            raise ValueError(
+                f"T2V_MAX_ACTIVE_JOBS must be an integer (got {max_active_text!r})"
+            ) from exc
+        storage, pool = _async_storage(env.get("T2V_RATE_LIMIT_STORAGE") or "memory://")
+        return cls(
+            rate=rate, max_active_jobs=max_active, storage=storage, store=store, redis_pool=pool
+        )
+
+    async def close(self) -> None:
+        if self._redis_pool is not None:
+            await self._redis_pool.disconnect()
+
+    async def _active_jobs(self, tenant: str) -> int:
+        counted = 0
+        for status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            page = await self._store.list(tenant=tenant, status=status, limit=self._max_active)
+            counted += len(page.jobs)
+        return counted
+
+    def _headers(self, remaining: int, reset_at: float) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self._rate.amount),
+            "RateLimit-Remaining": str(max(0, remaining)),
+            "RateLimit-Reset": str(max(0, math.ceil(reset_at - self._clock()))),
+            "RateLimit-Policy": self._policy,
+        }
+
+    async def check(self, tenant: str) -> dict[str, str]:
+        """Count one submission by `tenant`; return the headers for the 202, or raise
+        `RateLimitedError` (code `rate_limited`, or `too_many_active_jobs` at the cap)."""
+        if self._max_active > 0 and await self._active_jobs(tenant) >= self._max_active:
+            retry = ACTIVE_CAP_RETRY_AFTER_S
+            error = RateLimitedError(
+                f"tenant has {self._max_active} unfinished jobs, the most allowed at once; "
+                "wait for one to finish or cancel one",
+                retry_after_s=retry,
+                headers={"Retry-After": str(retry)},
+            )
+            error.code = "too_many_active_jobs"
+            raise error
+        try:
+            allowed = await self._limiter.hit(self._rate, _NAMESPACE, tenant)
+            stats = await self._limiter.get_window_stats(self._rate, _NAMESPACE, tenant)
+        except StorageError as exc:
+            raise UnavailableError(f"rate limit storage unavailable: {exc}") from exc
+        headers = self._headers(stats.remaining, stats.reset_time)
+        if allowed:
+            return headers
+        retry = max(1, math.ceil(stats.reset_time - self._clock()))
+        raise RateLimitedError(
+            f"more than {self._rate.amount} submissions per {self._rate.get_expiry()} s; "
+            f"retry in {retry} s",
+            retry_after_s=retry,
+            headers={**headers, "Retry-After": str(retry)},
+        )
