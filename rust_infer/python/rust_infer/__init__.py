@@ -1,0 +1,41 @@
+"""rust_infer: the t2v worker core (job contract, supervised runs, MP4 artifacts).
+
+The compiled module ``rust_infer._rust_infer`` holds the implementation; this package is the
+public face and re-exports it.
+"""
+
+from rust_infer._rust_infer import (
+    FAILURE_CODES,
+    PROFILES,
+    DeadlineExceeded,
+    InvalidRequest,
+    JobCanceled,
+    RunFailed,
+    RustInferError,
+    StepHook,
+    TransientError,
+    encode_mp4,
+    normalize_request,
+    probe_mp4,
+    profile_defaults,
+    sha256_hex,
+    supervise,
+)
+
+__all__ = [
+    "FAILURE_CODES",
+    "PROFILES",
+    "DeadlineExceeded",
+    "InvalidRequest",
+    "JobCanceled",
+    "RunFailed",
+    "RustInferError",
+    "StepHook",
+    "TransientError",
+    "encode_mp4",
+    "normalize_request",
+    "probe_mp4",
+    "profile_defaults",
+    "sha256_hex",
+    "supervise",
+]

@@ -1,0 +1,68 @@
+from collections.abc import Callable
+from typing import Final, TypeVar, final
+
+import numpy as np
+import numpy.typing as npt
+
+from rust_infer._errors import DeadlineExceeded as DeadlineExceeded
+from rust_infer._errors import InvalidRequest as InvalidRequest
+from rust_infer._errors import JobCanceled as JobCanceled
+from rust_infer._errors import RunFailed as RunFailed
+from rust_infer._errors import RustInferError as RustInferError
+from rust_infer._errors import TransientError as TransientError
+
+__all__ = [
+    "FAILURE_CODES",
+    "PROFILES",
+    "DeadlineExceeded",
+    "InvalidRequest",
+    "JobCanceled",
+    "RunFailed",
+    "RustInferError",
+    "StepHook",
+    "TransientError",
+    "encode_mp4",
+    "normalize_request",
+    "probe_mp4",
+    "profile_defaults",
+    "sha256_hex",
+    "supervise",
+]
+
+_T = TypeVar("_T")
+
+FAILURE_CODES: Final[tuple[str, ...]]
+PROFILES: Final[tuple[str, ...]]
+
+def normalize_request(
+    body: bytes | str, *, profile: str = "mochi-1", fresh_seed: int
+) -> dict[str, object]: ...
+def profile_defaults(profile: str) -> dict[str, object]: ...
+
+@final
+class StepHook:
+    @property
+    def steps_done(self) -> int: ...
+    def __call__(
+        self, pipe: object, step_index: int, timestep: object, callback_kwargs: dict[str, object]
+    ) -> dict[str, object]: ...
+
+def supervise(
+    run: Callable[[StepHook], _T],
+    *,
+    total_steps: int,
+    on_progress: Callable[[int, int], object],
+    is_canceled: Callable[[], bool],
+    deadline_s: float | None = None,
+) -> _T: ...
+
+# MP4 artifacts (src/video/, docs/video.md).
+def encode_mp4(
+    frames: npt.NDArray[np.uint8],
+    fps: int,
+    *,
+    crf: int | None = None,
+    bitrate_kbps: int | None = None,
+) -> bytes: ...
+def probe_mp4(data: bytes) -> dict[str, object]: ...
+def sha256_hex(data: bytes) -> str: ...
