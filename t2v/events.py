@@ -7,17 +7,21 @@ Events go out in binary mode; both binary and structured mode are accepted on th
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any, Protocol
 
 import httpx
 from cloudevents.conversion import to_binary
 from cloudevents.exceptions import GenericException
 from cloudevents.http import CloudEvent, from_http
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
 from t2v.errors import MalformedEventError, UnavailableError
 
@@ -76,8 +80,17 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     return event
 
 
+@functools.cache
+def _validator(event_type: str) -> Draft202012Validator | None:
+    name = event_type.removeprefix(PREFIX)
+    path = resources.files("t2v") / "schemas" / f"{name}.{DATA_SCHEMA_VERSION}.json"
+    if not event_type.startswith(PREFIX) or not path.is_file():
+        return None
+    return Draft202012Validator(json.loads(path.read_text()))
+
+
 def event_data(event: CloudEvent) -> dict[str, Any]:
-    """The event's data as a JSON object, or MalformedEventError."""
+    """The event's data as a JSON object checked against its schema, or MalformedEventError."""
     data = event.get_data()
     if isinstance(data, (bytes, str)):
         try:
@@ -86,6 +99,12 @@ def event_data(event: CloudEvent) -> dict[str, Any]:
             raise MalformedEventError("CloudEvent data is not JSON") from exc
     if not isinstance(data, dict):
         raise MalformedEventError("CloudEvent data must be a JSON object")
+    validator = _validator(str(event["type"]))
+    if validator is not None:
+        problem = best_match(validator.iter_errors(data))
+        if problem is not None:
+            where = "/".join(str(part) for part in problem.absolute_path) or "data"
+            raise MalformedEventError(f"{event['type']} {where}: {problem.message}")
     return data
 
 

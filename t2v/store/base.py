@@ -104,6 +104,10 @@ class JobStore(Protocol):
         """1-based position among queued jobs (oldest first), None when not queued."""
         ...
 
+    async def count(self, status: JobStatus) -> int:
+        """How many jobs of every tenant have this status (queue depth for metrics)."""
+        ...
+
     async def ping(self) -> None:
         """Raise `UnavailableError` when the backend cannot be reached."""
         ...

@@ -419,6 +419,10 @@ class RedisJobStore:
 
         return await self._read(count)
 
+    async def count(self, status: JobStatus) -> int:
+        index = self._index_key(None, status)
+        return int(await self._read(lambda r: _resolved(r.zcard(index))))
+
     async def ping(self) -> None:
         await self._read(lambda r: _resolved(r.ping()))
 

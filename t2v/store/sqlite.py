@@ -303,6 +303,13 @@ class SqliteJobStore:
 
         return await self._run(op)
 
+    async def count(self, status: JobStatus) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status.value,))
+            return int(row.fetchone()[0])
+
+        return await self._run(op)
+
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 

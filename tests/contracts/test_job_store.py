@@ -324,6 +324,9 @@ async def test_queue_position_counts_older_queued_jobs_of_every_tenant(
     running = (await job_store.apply(started(first))).job
     assert await job_store.queue_position(running) is None
     assert await job_store.queue_position(last) == 4
+    assert await job_store.count(JobStatus.QUEUED) == 4
+    assert await job_store.count(JobStatus.RUNNING) == 1
+    assert await job_store.count(JobStatus.FAILED) == 0
 
 
 # listing ------------------------------------------------------------------------------

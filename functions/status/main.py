@@ -1,0 +1,189 @@
+"""status: reads jobs and videos, and applies lifecycle events and dead letters to the store.
+
+Run alone exactly as its container does:
+    functions-framework --asgi --target status --source functions/status/main.py
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from t2v import events
+from t2v.errors import ConflictError, InvalidRequestError, NotFoundError
+from t2v.http import Router, base_url, metrics_endpoint
+from t2v.jobs import Job, JobStatus
+from t2v.lifecycle import dead_letter_update, lifecycle_update
+from t2v.metrics import instrumented, metrics
+from t2v.ranges import parse_range
+from t2v.resources import job_resource
+from t2v.runtime import lazy_runtime
+
+log = logging.getLogger("t2v.status")
+runtime = lazy_runtime("/t2v/status")
+router = Router()
+MAX_PAGE = 100
+PRESIGNED_EXPIRY_S = 3600
+
+
+async def _visible_job(request: Request, job_id: str) -> Job:
+    """The job if the caller may see it; another tenant's job is as unknown as a missing one."""
+    rt = await runtime.get()
+    principal = rt.keys.authenticate(request.headers.get("authorization"))
+    job = await rt.store.get(job_id)
+    if job is None or not rt.keys.can_see(principal, job.tenant):
+        raise NotFoundError(f"job {job_id} not found")
+    return job
+
+
+async def get_job(request: Request, job_id: str) -> Response:
+    rt = await runtime.get()
+    job = await _visible_job(request, job_id)
+    position = await rt.store.queue_position(job)
+    base = base_url(request, rt.settings.public_url)
+    return JSONResponse(job_resource(job, base, queue_position=position))
+
+
+async def list_jobs(request: Request) -> Response:
+    rt = await runtime.get()
+    principal = rt.keys.authenticate(request.headers.get("authorization"))
+    query = request.query_params
+    status = None
+    if "status" in query:
+        try:
+            status = JobStatus(query["status"])
+        except ValueError as exc:
+            raise InvalidRequestError(
+                f"status must be one of {[s.value for s in JobStatus]}",
+                code="invalid_value",
+                field="status",
+            ) from exc
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        limit = -1
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequestError(
+            f"limit must be an integer from 1 to {MAX_PAGE}", code="out_of_range", field="limit"
+        )
+    tenant = None if principal.admin else principal.tenant
+    page = await rt.store.list(
+        tenant=tenant, status=status, limit=limit, cursor=query.get("cursor")
+    )
+    base = base_url(request, rt.settings.public_url)
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [job_resource(job, base) for job in page.jobs],
+            "next_cursor": page.next_cursor,
+        }
+    )
+
+
+async def get_video(request: Request, job_id: str) -> Response:
+    rt = await runtime.get()
+    job = await _visible_job(request, job_id)
+    if job.video is None:
+        raise ConflictError(
+            f"job {job_id} has no video (status {job.status.value})", code="video_not_ready"
+        )
+    url = await rt.artifacts.presigned_url(job.video.key, expires_s=PRESIGNED_EXPIRY_S)
+    if url is not None:
+        return RedirectResponse(url, status_code=302)
+    size = await rt.artifacts.size(job.video.key)
+    if size is None:
+        raise NotFoundError(f"the video of job {job_id} is missing from the artifact store")
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{job.video.sha256}"',
+        "Content-Type": "video/mp4",
+        "Cache-Control": "private, max-age=86400, immutable",
+    }
+    byte_range = parse_range(request.headers.get("range"), size)
+    start, end = byte_range if byte_range else (0, size)
+    headers["Content-Length"] = str(end - start)
+    status = 200
+    if byte_range is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    body = b"" if request.method == "HEAD" else await rt.artifacts.read(job.video.key, start, end)
+    return Response(body, status_code=status, headers=headers)
+
+
+async def receive_event(request: Request) -> Response:
+    rt = await runtime.get()
+    event = events.parse_event(request.headers, await request.body())
+    update = lifecycle_update(event, now=time.time())
+    try:
+        result = await rt.store.apply(update)
+    except NotFoundError:
+        # Retrying cannot make an unknown job appear; acknowledge so the broker moves on.
+        log.warning("%s for unknown job %s ignored", event["type"], update.job_id)
+        return JSONResponse({"applied": False, "reason": "unknown job"})
+    _count_finished(result.job, applied=result.applied)
+    return JSONResponse({"applied": result.applied, "status": result.job.status.value})
+
+
+async def receive_dead_letter(request: Request) -> Response:
+    rt = await runtime.get()
+    event = events.parse_event(request.headers, await request.body())
+    metrics().dead_letters.labels(event["type"]).inc()
+    log.warning(
+        "dead letter: %s %s (dest=%s code=%s)",
+        event["type"],
+        event.get("subject"),
+        event.get("knativeerrordest"),
+        event.get("knativeerrorcode"),
+    )
+    if event["type"] != events.JOB_REQUESTED or not event.get("subject"):
+        return JSONResponse({"applied": False, "reason": "nothing to update"})
+    job_id = str(event["subject"])
+    lease = await rt.store.lease_of(job_id)
+    now = time.time()
+    if lease is not None and lease.expires_at > now:
+        # Another delivery of this job is being worked on: only the duplicate died.
+        return JSONResponse({"applied": False, "reason": "job is running"})
+    try:
+        result = await rt.store.apply(dead_letter_update(event, job_id, now=now))
+    except NotFoundError:
+        return JSONResponse({"applied": False, "reason": "unknown job"})
+    _count_finished(result.job, applied=result.applied)
+    return JSONResponse({"applied": result.applied, "status": result.job.status.value})
+
+
+def _count_finished(job: Job, *, applied: bool) -> None:
+    """Count a job once, when the update that finished it was applied (not on redelivery)."""
+    if applied and job.status.terminal and job.finished_at is not None:
+        m = metrics()
+        m.jobs_finished.labels(job.status.value).inc()
+        m.job_duration.labels(job.status.value).observe(job.finished_at - job.created_at)
+
+
+async def status_metrics(request: Request) -> Response:
+    rt = await runtime.get()
+    metrics().queue_depth.set(await rt.store.count(JobStatus.QUEUED))
+    return await metrics_endpoint(request)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+router.add("GET", "/v1/jobs", list_jobs)
+router.add("GET", "/v1/jobs/{job_id}", get_job)
+router.add("GET", "/v1/jobs/{job_id}/video", get_video)
+router.add("POST", "/events", receive_event)
+router.add("POST", "/dead-letter", receive_dead_letter)
+router.add("GET", "/healthz", health)
+
+
+router.add("GET", "/metrics", status_metrics)
+
+
+@functions_framework.aio.http
+async def status(request: Request) -> Response:
+    return await instrumented("status", router.templates, request, router.dispatch)

@@ -1,0 +1,52 @@
+"""The job contract as the API applies it: rust_infer validates and normalises, and its
+errors become API errors here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from typing import Any
+
+import rust_infer
+from t2v.errors import InvalidRequestError
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def normalize(body: bytes, *, profile: str) -> dict[str, Any]:
+    """Validate and normalise a request body; an unseeded request gets a fresh random seed."""
+    try:
+        return dict(
+            rust_infer.normalize_request(body, profile=profile, fresh_seed=secrets.randbits(32))
+        )
+    except rust_infer.InvalidRequest as exc:
+        raise InvalidRequestError(exc.message, code=exc.code, field=exc.field) from exc
+
+
+def request_hash(body: bytes) -> str:
+    """Hash of the request as sent (key order and spacing do not matter), for Idempotency-Key."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        canonical = body.decode("utf-8", "replace")
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_idempotency_key(key: str) -> str:
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise InvalidRequestError(
+            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters",
+            code="invalid_idempotency_key",
+            field="Idempotency-Key",
+        )
+    return key
+
+
+def artifact_key(params: dict[str, Any], model_revision: str) -> str:
+    """Content address of a video: the same normalised request on the same model revision
+    gives the same video, so it may be answered from the stored file."""
+    canonical = json.dumps(
+        {"params": params, "model": model_revision}, sort_keys=True, separators=(",", ":")
+    )
+    return f"videos/{hashlib.sha256(canonical.encode()).hexdigest()}.mp4"

@@ -1,0 +1,98 @@
+"""HTTP plumbing shared by the functions: a small router and the one place where
+exceptions become HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from t2v.errors import (
+    MethodNotAllowedError,
+    NotFoundError,
+    RateLimitedError,
+    T2VError,
+    UnauthorizedError,
+)
+from t2v.metrics import metrics_response
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Awaitable[Response]]
+
+
+def error_response(error: T2VError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    if isinstance(error, RateLimitedError):
+        headers.update(error.headers)
+        headers["Retry-After"] = str(error.retry_after_s)
+    if isinstance(error, UnauthorizedError):
+        headers["WWW-Authenticate"] = 'Bearer realm="t2v"'
+    return JSONResponse(error.to_body(), status_code=error.http_status, headers=headers)
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    template: str
+    pattern: re.Pattern[str]
+    handler: Handler
+
+
+class Router:
+    """Routes by method and path pattern (`{name}` captures one path segment)."""
+
+    def __init__(self) -> None:
+        self._routes: list[_Route] = []
+
+    def add(self, method: str, path: str, handler: Handler) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
+        self._routes.append(_Route(method, path, re.compile(f"^{regex}$"), handler))
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        """The route paths, for metric labels that stay bounded."""
+        return tuple(dict.fromkeys(route.template for route in self._routes))
+
+    async def dispatch(self, request: Request) -> Response:
+        try:
+            return await self._dispatch(request)
+        except T2VError as error:
+            if error.http_status >= 500:
+                log.warning("%s %s failed: %s", request.method, request.url.path, error.message)
+            return error_response(error)
+
+    async def _dispatch(self, request: Request) -> Response:
+        path = request.url.path.rstrip("/") or "/"
+        allowed: list[str] = []
+        for route in self._routes:
+            match = route.pattern.match(path)
+            if match is None:
+                continue
+            if route.method != request.method and not (
+                route.method == "GET" and request.method == "HEAD"
+            ):
+                allowed.append(route.method)
+                continue
+            return await route.handler(request, **match.groupdict())
+        if allowed:
+            raise MethodNotAllowedError(f"{request.method} is not allowed on {path}")
+        raise NotFoundError(f"no route for {request.method} {path}")
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return metrics_response(request.headers.get("accept"))
+
+
+def base_url(request: Request, public_url: str | None) -> str:
+    """The URL clients reach the API at: configured, else the Host the request came to."""
+    if public_url:
+        return public_url
+    forwarded_host = request.headers.get("x-forwarded-host")
+    scheme = request.headers.get("x-forwarded-proto", request.url.scheme)
+    host = forwarded_host or request.headers.get("host") or request.url.netloc
+    return f"{scheme}://{host}"

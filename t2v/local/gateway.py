@@ -1,0 +1,70 @@
+"""The local gateway: one host and port routing the API as the cluster's HTTPRoute does."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+# Headers that belong to one hop and must not be forwarded (RFC 9110 section 7.6.1).
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
+
+
+def route_for(method: str, path: str) -> str | None:
+    """Which service serves this request, exactly as `knative/httproute.yaml` routes it."""
+    if not path.startswith("/v1/jobs"):
+        return None
+    if method == "POST":
+        return "submit"
+    if method in ("GET", "HEAD"):
+        return "status"
+    return None
+
+
+def create_gateway_app(services: Mapping[str, str]) -> Starlette:
+    client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+
+    async def proxy(request: Request) -> Response:
+        service = route_for(request.method, request.url.path)
+        if service is None:
+            return JSONResponse(
+                {"error": {"code": "not_found", "message": f"no route for {request.url.path}"}},
+                status_code=404,
+            )
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers["x-forwarded-host"] = request.headers.get("host", "")
+        headers["x-forwarded-proto"] = request.url.scheme
+        try:
+            upstream = await client.request(
+                request.method,
+                services[service] + request.url.path,
+                params=request.query_params,
+                headers=headers,
+                content=await request.body(),
+            )
+        except httpx.HTTPError as exc:
+            return JSONResponse(
+                {"error": {"code": "unavailable", "message": f"{service} unreachable: {exc}"}},
+                status_code=503,
+            )
+        out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
+        return Response(upstream.content, status_code=upstream.status_code, headers=out_headers)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    return Starlette(
+        routes=[Route("/healthz", healthz), Route("/{path:path}", proxy, methods=methods)],
+        lifespan=lifespan,
+    )

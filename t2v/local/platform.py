@@ -1,0 +1,181 @@
+"""The whole platform on one machine: three function processes, the broker, the gateway.
+
+Configuration (environment, read once):
+    T2V_LOCAL_PORT            gateway port (default 8080; 0 picks a free one)
+    T2V_LOCAL_BROKER_PORT     broker ingress port (default 0: a free one)
+    T2V_LOCAL_PING_INTERVAL_S how often the sweep PingSource fires (default 10 s)
+    T2V_LOCAL_DELIVERY        JSON {trigger name or "*": {retry, backoff_delay_s, timeout_s,
+                              parallelism}}: local replacements for Trigger delivery settings
+    T2V_EVENTING_DIR          the Knative YAML to route by (default ./eventing)
+    T2V_LOCAL_SERVICE_URLS    JSON {service name: URL}: route a Service elsewhere (fault tests)
+plus every T2V_* setting of the functions, which the processes inherit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from t2v.broker.config import load_config
+from t2v.broker.delivery import DeliveryOverride
+from t2v.broker.server import create_broker_app
+from t2v.local.gateway import create_gateway_app
+from t2v.local.processes import FunctionProcess
+from t2v.settings import Settings
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = ("submit", "status", "infer")
+# The local broker delivers to just one infer process: one generation at a time.
+LOCAL_INFER_PARALLELISM = 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    value = int(env.get(name, str(default)))
+    return value or free_port()
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    gateway_port: int
+    broker_port: int
+    ping_interval_s: float
+    delivery: Mapping[str, DeliveryOverride]
+    eventing_dir: Path
+    service_urls: Mapping[str, str]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LocalOptions:
+        env = os.environ if env is None else env
+        overrides = {"t2v-infer-job": DeliveryOverride(parallelism=LOCAL_INFER_PARALLELISM)}
+        for name, fields in json.loads(env.get("T2V_LOCAL_DELIVERY") or "{}").items():
+            merged = {**(overrides.get(name, DeliveryOverride()).__dict__), **fields}
+            overrides[name] = DeliveryOverride(**merged)
+        return cls(
+            gateway_port=_port(env, "T2V_LOCAL_PORT", 8080),
+            broker_port=_port(env, "T2V_LOCAL_BROKER_PORT", 0),
+            ping_interval_s=float(env.get("T2V_LOCAL_PING_INTERVAL_S", "10")),
+            delivery=overrides,
+            eventing_dir=Path(env.get("T2V_EVENTING_DIR") or REPO_ROOT / "eventing"),
+            service_urls=json.loads(env.get("T2V_LOCAL_SERVICE_URLS") or "{}"),
+        )
+
+
+class LocalPlatform:
+    def __init__(self, settings: Settings, options: LocalOptions) -> None:
+        self.settings = settings
+        self.options = options
+        broker_url = f"http://127.0.0.1:{options.broker_port}/"
+        env = {"K_SINK": broker_url}
+        self.functions = {
+            name: FunctionProcess(
+                name=name,
+                target=name,
+                source=REPO_ROOT / "functions" / name / "main.py",
+                port=free_port(),
+                env={**env, "K_SERVICE": f"t2v-{name}"},
+                log_path=settings.data_dir / "logs" / f"{name}.log",
+            )
+            for name in FUNCTIONS
+        }
+        self.gateway_url = f"http://127.0.0.1:{options.gateway_port}"
+        self.broker_url = broker_url
+        self._servers: list[uvicorn.Server] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def state_path(self) -> Path:
+        return self.settings.data_dir / "local.json"
+
+    def _services(self) -> dict[str, str]:
+        services = {f"t2v-{name}": proc.url for name, proc in self.functions.items()}
+        return {**services, **self.options.service_urls}
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        for proc in self.functions.values():
+            await proc.start()
+        broker_app = create_broker_app(
+            load_config(self.options.eventing_dir),
+            self._services(),
+            event_log=self.settings.data_dir / "events.jsonl",
+            delivery_overrides=self.options.delivery,
+            ping_interval_override_s=self.options.ping_interval_s,
+        )
+        gateway_app = create_gateway_app({name: proc.url for name, proc in self.functions.items()})
+        for app, port in (
+            (broker_app, self.options.broker_port),
+            (gateway_app, self.options.gateway_port),
+        ):
+            config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+            server = uvicorn.Server(config)
+            self._servers.append(server)
+            self._tasks.append(asyncio.create_task(server.serve()))
+        await self._wait_until_ready()
+        self._write_state()
+        for proc in self.functions.values():
+            # A restarted function has a new pid: keep the state file true.
+            proc.on_start = self._write_state
+
+    async def _wait_until_ready(self, timeout_s: float = 300.0) -> None:
+        checks = [f"{proc.url}/healthz" for proc in self.functions.values()]
+        checks += [f"{self.functions['infer'].url}/readyz", f"{self.gateway_url}/healthz"]
+        checks.append(f"{self.broker_url}healthz")
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            deadline = asyncio.get_running_loop().time() + timeout_s
+            for url in checks:
+                while True:
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await client.get(url)).status_code == 200:
+                            break
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise TimeoutError(f"{url} not ready after {timeout_s} s")
+                    await asyncio.sleep(0.2)
+
+    def _write_state(self) -> None:
+        state = {
+            "gateway": self.gateway_url,
+            "broker": self.broker_url,
+            "pid": os.getpid(),
+            "functions": {
+                name: {"url": proc.url, "pid": proc.pid} for name, proc in self.functions.items()
+            },
+        }
+        self.state_path.write_text(json.dumps(state, indent=2))
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.should_exit = True
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.gather(*(proc.stop() for proc in self.functions.values()))
+        self.state_path.unlink(missing_ok=True)
+
+
+@contextlib.asynccontextmanager
+async def running_platform(
+    settings: Settings, options: LocalOptions
+) -> AsyncIterator[LocalPlatform]:
+    platform = LocalPlatform(settings, options)
+    try:
+        await platform.start()
+        yield platform
+    finally:
+        await platform.stop()

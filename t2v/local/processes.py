@@ -1,0 +1,99 @@
+"""Function processes, started with `functions-framework` exactly as their containers are,
+and restarted when they die (as Kubernetes restarts a pod)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+RESTART_DELAY_S = 0.5
+
+
+@dataclass
+class FunctionProcess:
+    name: str
+    target: str
+    source: Path
+    port: int
+    env: Mapping[str, str]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    on_start: Callable[[], None] | None = None
+    _watch: asyncio.Task[None] | None = field(default=None, repr=False)
+    _stopping: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def command(self) -> list[str]:
+        ff = Path(sys.executable).with_name("functions-framework")
+        return [
+            str(ff),
+            "--asgi",
+            "--target",
+            self.target,
+            "--source",
+            str(self.source),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+
+    async def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        logfile = self.log_path.open("ab")
+        env = {**os.environ, **self.env, "WORKERS": "1"}
+        # A session of its own, so a kill reaches gunicorn's master and worker together.
+        self.process = await asyncio.create_subprocess_exec(
+            *self.command(), env=env, stdout=logfile, stderr=logfile, start_new_session=True
+        )
+        logfile.close()
+        if self.on_start is not None:
+            self.on_start()
+        if self._watch is None:
+            self._watch = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            assert self.process is not None
+            code = await self.process.wait()
+            if self._stopping:
+                return
+            self.restarts += 1
+            log.warning("%s exited with %s; restarting", self.name, code)
+            await asyncio.sleep(RESTART_DELAY_S)
+            if not self._stopping:
+                await self.start()
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        self._stopping = True
+        process = self.process
+        if process is not None and process.returncode is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), grace_s)
+            except TimeoutError:
+                _signal_group(process.pid, signal.SIGKILL)
+                await process.wait()
+        if self._watch is not None:
+            self._watch.cancel()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)

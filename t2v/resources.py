@@ -1,0 +1,67 @@
+"""The job resource as the API shows it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from t2v.jobs import Job
+
+
+def iso_time(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def job_resource(job: Job, base: str, *, queue_position: int | None = None) -> dict[str, Any]:
+    self_url = f"{base}/v1/jobs/{job.id}"
+    links: dict[str, str] = {"self": self_url}
+    if not job.status.terminal:
+        links["cancel"] = f"{self_url}/cancel"
+    video: dict[str, Any] | None = None
+    if job.video is not None:
+        links["video"] = f"{self_url}/video"
+        video = {
+            "url": links["video"],
+            "sha256": job.video.sha256,
+            "bytes": job.video.bytes,
+            "width": job.video.width,
+            "height": job.video.height,
+            "num_frames": job.video.num_frames,
+            "fps": job.video.fps,
+            "duration_s": job.video.duration_s,
+        }
+    progress = None
+    if job.progress is not None:
+        progress = {
+            "step": job.progress.step,
+            "total": job.progress.total,
+            "percent": job.progress.percent,
+            "attempt": job.progress.attempt,
+        }
+    error = None
+    if job.error is not None:
+        error = {
+            "code": job.error.code,
+            "message": job.error.message,
+            "retryable": job.error.retryable,
+        }
+        if job.error.details:
+            error["details"] = dict(job.error.details)
+    return {
+        "id": job.id,
+        "object": "job",
+        "status": job.status.value,
+        "phase": job.phase,
+        "progress": progress,
+        "queue_position": queue_position,
+        "params": job.params,
+        "created_at": iso_time(job.created_at),
+        "started_at": iso_time(job.started_at),
+        "finished_at": iso_time(job.finished_at),
+        "cancel_requested": job.cancel_requested,
+        "error": error,
+        "video": video,
+        "links": links,
+    }

@@ -1,0 +1,1 @@
+"""The infer worker: model holder, job runner, progress bridge, artifact publishing."""

@@ -1,0 +1,205 @@
+"""infer's job runner: claim, generate through rust_infer's supervised run, publish.
+
+Outcomes map to broker semantics: a retryable failure raises `RetryLater` (the function
+answers 503 and the broker redelivers); everything else is acknowledged after the outcome
+event is sent, so the broker does not retry it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import rust_infer
+from t2v import events
+from t2v.contract import artifact_key
+from t2v.jobs import Job
+from t2v.lifecycle import started_data
+from t2v.metrics import StepTimer, metrics, record_gpu_usage
+from t2v.model.pipeline import LoadedModel, generate
+from t2v.runtime import Runtime
+from t2v.store import Lease
+from t2v.worker.models import ModelHolder
+from t2v.worker.progress import CancelCheck, ProgressReporter
+from t2v.worker.publish import ArtifactMismatch, cached_video, publish_video
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """A transient failure: the broker should deliver the event again."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job_id: str
+    result: str  # succeeded | failed | canceled | duplicate | ignored
+    detail: str = ""
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class JobRunner:
+    def __init__(self, rt: Runtime, models: ModelHolder) -> None:
+        self._rt = rt
+        self.models = models
+        self.worker_id = worker_identity()
+        # One pipeline, one generation at a time (containerConcurrency 1 on the cluster).
+        self._gpu = asyncio.Lock()
+        self.generations = 0
+        self.cache_hits = 0
+        # Jobs this process is working on: a duplicate delivery to the same process would
+        # otherwise pass the lease check (the lease is already ours).
+        self._active: set[str] = set()
+
+    async def handle(self, job_id: str) -> Outcome:
+        if job_id in self._active:
+            return Outcome(job_id, "duplicate", "already running in this worker")
+        self._active.add(job_id)
+        try:
+            return await self._handle(job_id)
+        finally:
+            self._active.discard(job_id)
+
+    async def _handle(self, job_id: str) -> Outcome:
+        rt = self._rt
+        job = await rt.store.get(job_id)
+        if job is None or job.status.terminal:
+            return Outcome(job_id, "ignored", "unknown or finished job")
+        lease = await rt.store.claim(
+            job_id, self.worker_id, ttl_s=rt.settings.lease_ttl_s, now=time.time()
+        )
+        if lease is None:
+            return Outcome(job_id, "duplicate", "another live worker holds the lease")
+        if job.cancel_requested:
+            await self._send(events.JOB_CANCELED, job_id, {"job_id": job_id, "reason": "user"})
+            return Outcome(job_id, "canceled")
+        cancel = CancelCheck(self._rt, asyncio.get_running_loop(), job_id)
+        heartbeat = asyncio.create_task(self._heartbeat(lease, cancel))
+        try:
+            return await self._run(job, lease, cancel)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _run(self, job: Job, lease: Lease, cancel: CancelCheck) -> Outcome:
+        params = job.params
+        total = int(params["num_inference_steps"])
+        await self._send(
+            events.JOB_STARTED, job.id, started_data(job.id, lease.attempt, self.worker_id, total)
+        )
+        if lease.attempt == 1:
+            metrics().queue_wait.observe(max(0.0, time.time() - job.created_at))
+        model = await self.models.get()
+        key = artifact_key(params, model.revision)
+        cached = await cached_video(self._rt, job, key)
+        if cached is not None:
+            self.cache_hits += 1
+            metrics().artifact_cache_hits.inc()
+            return await self._succeed(job, lease, cached, cached_hit=True)
+        reporter = ProgressReporter(self._rt, asyncio.get_running_loop(), job.id, lease.attempt)
+        try:
+            frames = await self._generate(model, params, total, reporter, cancel)
+        except rust_infer.RunFailed as failure:
+            await reporter.drain()
+            return await self._fail(job, lease, failure, lost=cancel.lease_lost.is_set())
+        if cancel.lease_lost.is_set():
+            return Outcome(job.id, "ignored", "lease lost")
+        try:
+            video = await publish_video(self._rt, job, key, frames, reporter)
+        except ArtifactMismatch as exc:
+            await self._rt.store.release(lease)
+            raise RetryLater(str(exc)) from exc
+        await reporter.drain()
+        return await self._succeed(job, lease, video, cached_hit=False)
+
+    async def _generate(
+        self,
+        model: LoadedModel,
+        params: dict[str, Any],
+        total: int,
+        reporter: ProgressReporter,
+        cancel: CancelCheck,
+    ) -> Any:
+        timer = StepTimer()
+
+        def on_progress(step: int, steps: int) -> None:
+            timer.tick()
+            record_gpu_usage()
+            reporter.report("denoising" if step < steps else "decoding", step, steps)
+
+        def run() -> Any:
+            return rust_infer.supervise(
+                lambda hook: generate(model, params, hook),
+                total_steps=total,
+                on_progress=on_progress,
+                is_canceled=cancel,
+                deadline_s=self._rt.settings.job_deadline_s,
+            )
+
+        async with self._gpu:
+            reporter.report("denoising", 0, total)
+            frames = await asyncio.to_thread(run)
+            # The pipeline decodes after the last step's hook: the time since is the decode.
+            timer.observe_since_last("decode")
+            self.generations += 1
+            metrics().generations.inc()
+            return frames
+
+    async def _heartbeat(self, lease: Lease, cancel: CancelCheck) -> None:
+        settings = self._rt.settings
+        while True:
+            await asyncio.sleep(settings.heartbeat_s)
+            try:
+                alive = await self._rt.store.renew(
+                    lease, ttl_s=settings.lease_ttl_s, now=time.time()
+                )
+            except Exception:
+                log.warning("lease renewal for %s failed; retrying", lease.job_id)
+                continue
+            if not alive:
+                log.error("lease on %s lost; stopping this attempt", lease.job_id)
+                cancel.lease_lost.set()
+                return
+
+    async def _succeed(
+        self, job: Job, lease: Lease, video: dict[str, Any], *, cached_hit: bool
+    ) -> Outcome:
+        data = {"job_id": job.id, "attempt": lease.attempt, "video": video, "cached": cached_hit}
+        await self._send(events.JOB_SUCCEEDED, job.id, data)
+        return Outcome(job.id, "succeeded", "cache hit" if cached_hit else "generated")
+
+    async def _fail(
+        self, job: Job, lease: Lease, failure: rust_infer.RunFailed, *, lost: bool
+    ) -> Outcome:
+        if lost:
+            # Another worker owns the job now; this attempt reports nothing.
+            return Outcome(job.id, "ignored", "lease lost")
+        if failure.code == "canceled":
+            await self._send(events.JOB_CANCELED, job.id, {"job_id": job.id, "reason": "user"})
+            return Outcome(job.id, "canceled")
+        if failure.retryable:
+            await self._rt.store.release(lease)
+            raise RetryLater(f"{failure.code}: {failure.message}")
+        error = {"code": failure.code, "message": failure.message, "retryable": False}
+        data = {"job_id": job.id, "attempt": lease.attempt, "error": error}
+        await self._send(events.JOB_FAILED, job.id, data)
+        return Outcome(job.id, "failed", failure.code)
+
+    async def _send(self, event_type: str, job_id: str, data: dict[str, Any]) -> None:
+        try:
+            await self._rt.sink.send(
+                events.make_event(event_type, source=self._rt.source, subject=job_id, data=data)
+            )
+        except Exception as exc:
+            raise RetryLater(f"could not send {event_type}: {exc}") from exc
