@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# submit and status: CPU only. Build from the repository root:
+#   docker build -f docker/functions.Dockerfile -t t2v/functions:0.1.0 .
+# Base images are pinned by tag (no digest was available where these files were written);
+# pin them by digest in your registry mirror for reproducible builds.
+
+FROM rust:1.95.0-slim-bookworm AS rust-toolchain
+
+# Builder: compiles the rust_infer extension (PyO3, abi3) and builds the t2v wheel.
+FROM python:3.11.11-bookworm AS builder
+ENV RUSTUP_HOME=/usr/local/rustup \
+    CARGO_HOME=/usr/local/cargo \
+    PATH=/usr/local/cargo/bin:$PATH \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=rust-toolchain /usr/local/rustup /usr/local/rustup
+COPY --from=rust-toolchain /usr/local/cargo /usr/local/cargo
+RUN pip install "maturin==1.9.4"
+WORKDIR /src
+COPY rust_infer/ rust_infer/
+RUN maturin build --release --strip --manifest-path rust_infer/Cargo.toml --out /wheels
+COPY pyproject.toml README.md ./
+COPY t2v/ t2v/
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
+FROM python:3.11.11-slim-bookworm AS runtime
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN groupadd --system --gid 10001 t2v \
+    && useradd --system --uid 10001 --gid t2v --home-dir /app --shell /usr/sbin/nologin t2v
+COPY --from=builder /wheels /wheels
+# The cluster extras: Redis job store and rate limits, S3 artifacts.
+RUN pip install /wheels/rust_infer-*.whl "$(ls /wheels/t2v-*.whl)[cluster]" \
+    && rm -rf /wheels
+WORKDIR /app
+COPY functions/ functions/
+USER 10001:10001
+EXPOSE 8080
+# Knative sets PORT; the Service's args pick the function:
+#   --target submit --source functions/submit/main.py
+ENTRYPOINT ["functions-framework", "--asgi"]
