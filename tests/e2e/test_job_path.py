@@ -220,3 +220,47 @@ def test_cancel_running_job_within_one_step(platform: Platform) -> None:
     # One step may be in flight when the flag is set; the hook stops at the end of it.
     assert done["progress"]["step"] <= step_at_cancel + 1
     assert done["progress"]["step"] < 40
+
+
+def test_identical_seeded_request_is_answered_from_the_artifact(platform: Platform) -> None:
+    body = {"prompt": "the same video twice", "seed": 1234, **SMALL}
+    first = platform.wait_terminal(platform.submit(body).json()["id"])
+    before = platform.infer_stats()
+    second = platform.wait_terminal(platform.submit(body).json()["id"])
+    after = platform.infer_stats()
+    assert first["status"] == second["status"] == "succeeded"
+    assert first["id"] != second["id"]
+    assert second["video"]["sha256"] == first["video"]["sha256"]
+    assert after["generations"] == before["generations"]
+    assert after["cache_hits"] == before["cache_hits"] + 1
+    # Without a seed, each request gets a fresh one: no cache hit.
+    unseeded = {"prompt": "the same video twice", **SMALL}
+    third = platform.wait_terminal(platform.submit(unseeded).json()["id"])
+    assert third["params"]["seed"] != 1234
+    assert platform.infer_stats()["generations"] == after["generations"] + 1
+
+
+def _samples(text: str, name: str) -> dict[str, float]:
+    """Sample values of one metric family from a Prometheus text exposition."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            found[key] = float(value)
+    return found
+
+
+def test_metrics_show_the_phases_of_a_job(platform: Platform) -> None:
+    job = platform.submit({"prompt": "measured", "seed": 77, **SMALL}).json()
+    assert platform.wait_terminal(job["id"])["status"] == "succeeded"
+    infer = platform.client.get(f"{platform.function_url('infer')}/metrics").text
+    for phase in ("model_load", "denoise_step", "decode", "encode", "upload"):
+        counts = _samples(infer, f"t2v_{phase}_seconds_count")
+        assert counts and max(counts.values()) > 0, phase
+    assert max(_samples(infer, "t2v_generations_total").values()) >= 1
+    status = platform.client.get(f"{platform.function_url('status')}/metrics").text
+    finished = _samples(status, "t2v_jobs_finished_total")
+    assert any('status="succeeded"' in key and value >= 1 for key, value in finished.items())
+    assert _samples(status, "t2v_queue_depth")
+    requests = _samples(status, "t2v_http_requests_total")
+    assert any('route="/v1/jobs/{job_id}"' in key for key in requests)
