@@ -6,8 +6,14 @@ Run alone exactly as its container does:
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
+import os
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import functions_framework.aio
 from starlette.requests import Request
@@ -21,7 +27,7 @@ from t2v.lifecycle import dead_letter_update, lifecycle_update
 from t2v.metrics import instrumented, metrics
 from t2v.ranges import parse_range
 from t2v.resources import job_resource
-from t2v.runtime import lazy_runtime
+from t2v.runtime import Lazy, lazy_runtime
 
 log = logging.getLogger("t2v.status")
 runtime = lazy_runtime("/t2v/status")
@@ -142,11 +148,18 @@ async def receive_dead_letter(request: Request) -> Response:
     if event["type"] != events.JOB_REQUESTED or not event.get("subject"):
         return JSONResponse({"applied": False, "reason": "nothing to update"})
     job_id = str(event["subject"])
+    job = await rt.store.get(job_id)
+    if job is None:
+        return JSONResponse({"applied": False, "reason": "unknown job"})
     lease = await rt.store.lease_of(job_id)
     now = time.time()
     if lease is not None and lease.expires_at > now:
         # Another delivery of this job is being worked on: only the duplicate died.
         return JSONResponse({"applied": False, "reason": "job is running"})
+    if job.status == JobStatus.RUNNING and job.sweeps < rt.settings.max_attempts:
+        # A worker took the job and was lost: the sweep re-requests it, a bounded number of
+        # times, and fails it with worker_lost after that.
+        return JSONResponse({"applied": False, "reason": "left to the sweep"})
     try:
         result = await rt.store.apply(dead_letter_update(event, job_id, now=now))
     except NotFoundError:
@@ -161,6 +174,73 @@ def _count_finished(job: Job, *, applied: bool) -> None:
         m = metrics()
         m.jobs_finished.labels(job.status.value).inc()
         m.job_duration.labels(job.status.value).observe(job.finished_at - job.created_at)
+
+
+# The web page's files (the only names served under /web/) and their content types.
+WEB_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+
+
+@dataclass(frozen=True)
+class WebPage:
+    directory: Path
+    content_security_policy: str
+
+
+async def _build_web_page() -> WebPage:
+    """Where the page's files are (`T2V_WEB_DIR`, else `web/` beside `functions/`: the
+    repository locally, /app in the image) and its Content-Security-Policy. When the
+    artifact store answers videos with presigned redirects, the browser follows them to
+    the store's origin, so that one origin (not `*`) is added to media-src and connect-src."""
+    configured = os.environ.get("T2V_WEB_DIR")
+    directory = Path(configured) if configured else Path(__file__).resolve().parents[2] / "web"
+    rt = await runtime.get()
+    probe = await rt.artifacts.presigned_url("csp-origin-probe", expires_s=60)
+    store_origin = ""
+    if probe is not None:
+        parts = urlsplit(probe)
+        store_origin = f" {parts.scheme}://{parts.netloc}"
+    policy = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"media-src 'self' blob:{store_origin}; connect-src 'self'{store_origin}; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+    return WebPage(directory, policy)
+
+
+web_page: Lazy[WebPage] = Lazy(_build_web_page)
+
+
+async def web_file(request: Request, name: str) -> Response:
+    if name not in WEB_FILES:
+        raise NotFoundError(f"no web file {name}")
+    page = await web_page.get()
+    try:
+        body = await asyncio.to_thread((page.directory / name).read_bytes)
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"web file {name} is missing from {page.directory}") from exc
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    headers = {
+        "ETag": etag,
+        # File names are not versioned: revalidate every time (a 304 is cheap).
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": page.content_security_policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(len(body))
+        body = b""
+    return Response(body, headers=headers, media_type=WEB_FILES[name])
+
+
+async def web_index(request: Request) -> Response:
+    return await web_file(request, "index.html")
 
 
 async def status_metrics(request: Request) -> Response:
@@ -179,6 +259,8 @@ router.add("GET", "/v1/jobs/{job_id}/video", get_video)
 router.add("POST", "/events", receive_event)
 router.add("POST", "/dead-letter", receive_dead_letter)
 router.add("GET", "/healthz", health)
+router.add("GET", "/", web_index)
+router.add("GET", "/web/{name}", web_file)
 
 
 router.add("GET", "/metrics", status_metrics)

@@ -104,8 +104,10 @@ def test_acknowledged_duplicate_then_worker_lost_sweep_recovers(
         tmp_path,
         tiny_model_dir,
         {
-            "T2V_LEASE_TTL_S": 2,
-            "T2V_LOCAL_PING_INTERVAL_S": 1,
+            "T2V_LEASE_TTL_S": 3,
+            # Sweeps far enough apart, and enough of them, to outlast infer's restart.
+            "T2V_LOCAL_PING_INTERVAL_S": 3,
+            "T2V_MAX_ATTEMPTS": 8,
             # The broker gives up at once, so only the sweep can bring the job back.
             "T2V_LOCAL_DELIVERY": {"t2v-infer-job": {"retry": 0, "parallelism": 2}},
         },
