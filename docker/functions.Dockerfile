@@ -36,6 +36,8 @@ RUN pip install /wheels/rust_infer-*.whl "$(ls /wheels/t2v-*.whl)[cluster]" \
     && rm -rf /wheels
 WORKDIR /app
 COPY functions/ functions/
+# The web page status serves at / (found beside functions/).
+COPY web/ web/
 USER 10001:10001
 EXPOSE 8080
 # Knative sets PORT; the Service's args pick the function:

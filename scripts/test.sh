@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${T2V_VENV:-/var/cache/t2v/venv}"
 scripts/setup.sh
+# The browser tests drive Debian's Chromium with playwright-core (never a downloaded browser).
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent
 export PATH="$VENV/bin:$PATH" PYO3_PYTHON="$VENV/bin/python"
 echo "== cargo test"
 (cd rust_infer && cargo test --quiet)

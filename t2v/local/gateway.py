@@ -17,6 +17,9 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host
 
 def route_for(method: str, path: str) -> str | None:
     """Which service serves this request, exactly as `knative/httproute.yaml` routes it."""
+    if path == "/" or path.startswith("/web/"):
+        # The web page is static files served by status.
+        return "status" if method in ("GET", "HEAD") else None
     if not path.startswith("/v1/jobs"):
         return None
     if method == "POST":
