@@ -12,12 +12,13 @@
 //! 5. `fps` (1..=60);
 //! 6. `num_frames` (6k+1) or `duration_s` (> 0, at most 10; becomes the nearest 6k+1 frame
 //!    count that fits in 10 s), never both; then the 10 s length limit;
-//! 7. `num_inference_steps` (1..=200), `guidance_scale` (0..=20), `seed` (0..=2^32-1).
+//! 7. `num_inference_steps` (2..=200), `guidance_scale` (0..=20), `seed` (0..=2^32-1).
 //!
 //! Within a field: type, then range or form. JSON `null` counts as absent. Integral floats
 //! (`64.0`) are accepted as integers; booleans are never numbers.
 
 mod fields;
+mod normalised;
 mod profile;
 mod python;
 #[cfg(test)]
@@ -26,9 +27,11 @@ mod tests;
 use serde_json::Value;
 
 use crate::errors::{ContractCode, ContractError};
-use fields::{check_text, describe, integer, integer_in, number, optional, string, Object};
+pub use fields::Object;
+use fields::{check_text, describe, integer, integer_in, number, optional, string};
+pub use normalised::{canonical_json, normalised_params};
 pub use profile::{Defaults, Profile};
-pub use python::register;
+pub use python::{params_from_mapping, register};
 
 /// Every field a request may carry.
 pub const FIELDS: [&str; 10] = [
@@ -51,6 +54,8 @@ pub const SIDE_MULTIPLE: u32 = 16;
 pub const MAX_SHORT_SIDE: u32 = 768;
 pub const MAX_LONG_SIDE: u32 = 1360;
 pub const MAX_FPS: u32 = 60;
+/// Mochi's linear-quadratic sigma schedule divides by (steps - 1): one step is not a schedule.
+pub const MIN_INFERENCE_STEPS: u32 = 2;
 pub const MAX_INFERENCE_STEPS: u32 = 200;
 pub const MAX_GUIDANCE_SCALE: f64 = 20.0;
 /// Mochi's VAE compresses time 6x: a clip has 6k+1 frames.
@@ -77,24 +82,32 @@ pub fn normalize(
     profile: Profile,
     fresh_seed: u32,
 ) -> Result<JobParams, ContractError> {
-    let object = parse_object(body)?;
-    reject_unknown_fields(&object)?;
+    normalize_object(&parse_object(body)?, profile, fresh_seed)
+}
+
+/// [`normalize`] for a request already parsed into a JSON object.
+pub fn normalize_object(
+    object: &Object,
+    profile: Profile,
+    fresh_seed: u32,
+) -> Result<JobParams, ContractError> {
+    reject_unknown_fields(object)?;
     let defaults = profile.defaults();
-    let prompt = prompt(&object)?;
-    let negative_prompt = negative_prompt(&object, &defaults)?;
-    let width = side(&object, "width", defaults.width)?;
-    let height = side(&object, "height", defaults.height)?;
+    let prompt = prompt(object)?;
+    let negative_prompt = negative_prompt(object, &defaults)?;
+    let width = side(object, "width", defaults.width)?;
+    let height = side(object, "height", defaults.height)?;
     check_resolution(width, height)?;
-    let fps = bounded(&object, "fps", defaults.fps, MAX_FPS)?;
-    let num_frames = frames(&object, fps, defaults.num_frames)?;
+    let fps = bounded(object, "fps", defaults.fps, (1, MAX_FPS))?;
+    let num_frames = frames(object, fps, defaults.num_frames)?;
     let num_inference_steps = bounded(
-        &object,
+        object,
         "num_inference_steps",
         defaults.num_inference_steps,
-        MAX_INFERENCE_STEPS,
+        (MIN_INFERENCE_STEPS, MAX_INFERENCE_STEPS),
     )?;
-    let guidance_scale = guidance_scale(&object, defaults.guidance_scale)?;
-    let seed = optional(&object, "seed").map_or(Ok(fresh_seed), |value| {
+    let guidance_scale = guidance_scale(object, defaults.guidance_scale)?;
+    let seed = optional(object, "seed").map_or(Ok(fresh_seed), |value| {
         integer_in("seed", value, 0, u32::MAX)
     })?;
     Ok(JobParams {
@@ -226,8 +239,13 @@ fn check_resolution(width: u32, height: u32) -> Result<(), ContractError> {
     Ok(())
 }
 
-fn bounded(object: &Object, field: &str, default: u32, max: u32) -> Result<u32, ContractError> {
-    optional(object, field).map_or(Ok(default), |value| integer_in(field, value, 1, max))
+fn bounded(
+    object: &Object,
+    field: &str,
+    default: u32,
+    (min, max): (u32, u32),
+) -> Result<u32, ContractError> {
+    optional(object, field).map_or(Ok(default), |value| integer_in(field, value, min, max))
 }
 
 fn frames(object: &Object, fps: u32, default: u32) -> Result<u32, ContractError> {
@@ -337,5 +355,7 @@ fn guidance_scale(object: &Object, default: f64) -> Result<f64, ContractError> {
             message,
         ));
     }
-    Ok(scale)
+    // -0.0 passes the range check; adding 0.0 makes it 0.0, so that equal requests
+    // serialise (and hash) the same.
+    Ok(scale + 0.0)
 }

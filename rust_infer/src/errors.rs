@@ -6,7 +6,6 @@
 //! errors of its own.
 
 use std::any::Any;
-use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -19,118 +18,11 @@ use pyo3::types::{PyDict, PyType};
 /// `InvalidRequest` needs two bases (`RustInferError` and `ValueError`).
 pub const ERRORS_MODULE: &str = "rust_infer._errors";
 
-/// Stable codes of request-contract failures (the `code` of `InvalidRequest`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ContractCode {
-    InvalidJson,
-    MissingField,
-    InvalidType,
-    Empty,
-    TooLong,
-    ControlCharacter,
-    InvalidValue,
-    OutOfRange,
-    UnknownField,
-    ConflictingFields,
-}
+mod codes;
 
-impl ContractCode {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidJson => "invalid_json",
-            Self::MissingField => "missing_field",
-            Self::InvalidType => "invalid_type",
-            Self::Empty => "empty",
-            Self::TooLong => "too_long",
-            Self::ControlCharacter => "control_character",
-            Self::InvalidValue => "invalid_value",
-            Self::OutOfRange => "out_of_range",
-            Self::UnknownField => "unknown_field",
-            Self::ConflictingFields => "conflicting_fields",
-        }
-    }
-}
-
-/// A request that breaks the job contract: which rule, which field, and a sentence saying so.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ContractError {
-    pub code: ContractCode,
-    /// The offending field; `None` only when the body as a whole is unusable.
-    pub field: Option<String>,
-    pub message: String,
-}
-
-impl ContractError {
-    pub fn new(code: ContractCode, field: &str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            field: Some(field.to_owned()),
-            message: message.into(),
-        }
-    }
-
-    pub fn body(message: impl Into<String>) -> Self {
-        Self {
-            code: ContractCode::InvalidJson,
-            field: None,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ContractError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.message, self.code.as_str())
-    }
-}
-
-impl std::error::Error for ContractError {}
-
-/// Failure classes of a supervised run (the `code` of `RunFailed`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailureCode {
-    InvalidInput,
-    OutOfMemory,
-    Transient,
-    Canceled,
-    DeadlineExceeded,
-    Internal,
-}
-
-impl FailureCode {
-    /// In the order exported to Python as `FAILURE_CODES`.
-    pub const ALL: [Self; 6] = [
-        Self::InvalidInput,
-        Self::OutOfMemory,
-        Self::Transient,
-        Self::Canceled,
-        Self::DeadlineExceeded,
-        Self::Internal,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidInput => "invalid_input",
-            Self::OutOfMemory => "out_of_memory",
-            Self::Transient => "transient",
-            Self::Canceled => "canceled",
-            Self::DeadlineExceeded => "deadline_exceeded",
-            Self::Internal => "internal",
-        }
-    }
-
-    /// Only transient failures are worth running again: the others fail the same way twice.
-    pub const fn retryable(self) -> bool {
-        matches!(self, Self::Transient)
-    }
-}
-
-/// The two signals the step hook raises to stop a pipeline between denoising steps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopSignal {
-    Canceled,
-    DeadlineExceeded,
-}
+pub use codes::{
+    ConfigCode, ContractCode, ContractError, FailureCode, MediaCode, StopSignal, ENCODER_FAILED,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -150,11 +42,35 @@ pub enum Error {
     },
     #[error("{1}")]
     Stop(StopSignal, String),
+    /// Frames, an encoder setting or MP4 bytes that cannot be used: `InvalidMedia`.
+    #[error("{message} ({})", code.as_str())]
+    InvalidMedia { code: MediaCode, message: String },
+    /// The H.264 encoder failed on frames it accepted. Not retryable: encoding is
+    /// deterministic (one thread), so the same frames fail the same way again.
+    #[error("{0} (encoder_failed)")]
+    EncoderFailed(String),
+    /// A model or GPU name rust_infer does not know: `ConfigurationError`.
+    #[error("{message} ({})", code.as_str())]
+    Configuration { code: ConfigCode, message: String },
     /// A Python exception that passes through unchanged.
     #[error(transparent)]
     Python(#[from] PyErr),
     #[error("internal error in rust_infer: {0}")]
     Panic(String),
+}
+
+impl From<crate::video::VideoError> for Error {
+    fn from(error: crate::video::VideoError) -> Self {
+        use crate::video::VideoError;
+        let message = error.to_string();
+        let media = |code| Self::InvalidMedia { code, message };
+        match error {
+            VideoError::InvalidFrames(_) => media(MediaCode::InvalidFrames),
+            VideoError::InvalidSetting(_) => media(MediaCode::InvalidEncoderSetting),
+            VideoError::InvalidMp4(_) => media(MediaCode::InvalidMp4),
+            VideoError::Encoder(_) => Self::EncoderFailed(error.to_string()),
+        }
+    }
 }
 
 /// Runs one Python entry point: panics become [`Error::Panic`], and the error, if any, becomes
@@ -216,6 +132,22 @@ impl Error {
                 };
                 instantiate(py, class, (message,), None)?
             }
+            Self::InvalidMedia { code, message } => instantiate(
+                py,
+                ExceptionClass::InvalidMedia,
+                (code.as_str(), message),
+                None,
+            )?,
+            Self::EncoderFailed(message) => {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("retryable", false)?;
+                let args = (ENCODER_FAILED, message);
+                instantiate(py, ExceptionClass::RustInferError, args, Some(&kwargs))?
+            }
+            Self::Configuration { code, message } => {
+                let args = (code.as_str(), message);
+                instantiate(py, ExceptionClass::ConfigurationError, args, None)?
+            }
             Self::Python(error) => error,
             error @ Self::Panic(_) => {
                 let kwargs = PyDict::new(py);
@@ -249,18 +181,22 @@ pub enum ExceptionClass {
     TransientError,
     JobCanceled,
     DeadlineExceeded,
+    InvalidMedia,
+    ConfigurationError,
 }
 
-static CLASS_CACHE: [PyOnceLock<Py<PyType>>; 6] = [const { PyOnceLock::new() }; 6];
+static CLASS_CACHE: [PyOnceLock<Py<PyType>>; 8] = [const { PyOnceLock::new() }; 8];
 
 impl ExceptionClass {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::RustInferError,
         Self::InvalidRequest,
         Self::RunFailed,
         Self::TransientError,
         Self::JobCanceled,
         Self::DeadlineExceeded,
+        Self::InvalidMedia,
+        Self::ConfigurationError,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -271,6 +207,8 @@ impl ExceptionClass {
             Self::TransientError => "TransientError",
             Self::JobCanceled => "JobCanceled",
             Self::DeadlineExceeded => "DeadlineExceeded",
+            Self::InvalidMedia => "InvalidMedia",
+            Self::ConfigurationError => "ConfigurationError",
         }
     }
 
@@ -316,6 +254,34 @@ mod tests {
         let outcome: Result<(), Error> =
             catch_panic(|| Err(Error::InvalidArgument("no".to_owned())));
         assert!(matches!(outcome, Err(Error::InvalidArgument(message)) if message == "no"));
+    }
+
+    #[test]
+    fn video_errors_keep_their_codes() {
+        use crate::video::VideoError;
+        let cases = [
+            (
+                VideoError::InvalidFrames("f".into()),
+                Some("invalid_frames"),
+            ),
+            (
+                VideoError::InvalidSetting("s".into()),
+                Some("invalid_encoder_setting"),
+            ),
+            (VideoError::InvalidMp4("m".into()), Some("invalid_mp4")),
+            (VideoError::Encoder("e".into()), None),
+        ];
+        for (video, media_code) in cases {
+            let text = video.to_string();
+            match (Error::from(video), media_code) {
+                (Error::InvalidMedia { code, message }, Some(expected)) => {
+                    assert_eq!(code.as_str(), expected);
+                    assert_eq!(message, text);
+                }
+                (Error::EncoderFailed(message), None) => assert_eq!(message, text),
+                (other, _) => panic!("unexpected conversion {other:?}"),
+            }
+        }
     }
 
     #[test]

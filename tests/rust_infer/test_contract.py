@@ -258,7 +258,7 @@ valid_bodies = st.fixed_dictionaries(
         "height": sides.filter(lambda n: n <= 768),
         "fps": st.integers(17, 60),  # the default 163 frames must fit in 10 s
         "duration_s": st.floats(0.01, 10),
-        "num_inference_steps": st.integers(1, 200),
+        "num_inference_steps": st.integers(2, 200),
         "guidance_scale": st.floats(0, 20) | st.integers(0, 20),
         "seed": st.integers(0, 2**32 - 1) | st.none(),
     },

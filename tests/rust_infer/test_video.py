@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rust_infer import encode_mp4, probe_mp4, sha256_hex
+from rust_infer import InvalidMedia, RustInferError, encode_mp4, probe_mp4, sha256_hex
 
 Frames = npt.NDArray[np.uint8]
 MIN_PSNR_DB = 35.0
@@ -255,34 +255,39 @@ def valid_frames() -> Frames:
 
 
 @pytest.mark.parametrize(
-    ("make_frames", "error", "words"),
+    ("make_frames", "words"),
     [
-        (lambda f: f.astype(np.float32), TypeError, "dtype uint8"),
-        (lambda f: f.astype(np.int16), TypeError, "dtype uint8"),
-        (lambda f: f[..., 0], ValueError, "shape (T, H, W, 3)"),
-        (lambda f: np.concatenate([f, f[..., :1]], axis=3), ValueError, "shape (T, H, W, 3)"),
-        (lambda f: np.zeros((1, 16, 17, 3), np.uint8), ValueError, "even"),
-        (lambda f: np.zeros((1, 15, 16, 3), np.uint8), ValueError, "even"),
-        (lambda f: np.zeros((1, 8, 16, 3), np.uint8), ValueError, "outside 16"),
-        (lambda f: np.zeros((0, 16, 16, 3), np.uint8), ValueError, "at least one frame"),
-        (lambda f: f.tolist(), TypeError, "numpy.ndarray"),
+        (lambda f: f.astype(np.float32), "dtype uint8"),
+        (lambda f: f.astype(np.int16), "dtype uint8"),
+        (lambda f: f[..., 0], "shape (T, H, W, 3)"),
+        (lambda f: np.concatenate([f, f[..., :1]], axis=3), "shape (T, H, W, 3)"),
+        (lambda f: np.zeros((1, 16, 17, 3), np.uint8), "even"),
+        (lambda f: np.zeros((1, 15, 16, 3), np.uint8), "even"),
+        (lambda f: np.zeros((1, 8, 16, 3), np.uint8), "outside 16"),
+        (lambda f: np.zeros((0, 16, 16, 3), np.uint8), "at least one frame"),
     ],
 )
-def test_bad_frames_are_rejected_clearly(
-    make_frames: Callable[[Frames], object], error: type[Exception], words: str
-) -> None:
+def test_bad_frames_are_invalid_media(make_frames: Callable[[Frames], object], words: str) -> None:
     bad_frames: Any = make_frames(valid_frames())
-    with pytest.raises(error, match=re.escape(words)):
+    with pytest.raises(InvalidMedia, match=re.escape(words)) as caught:
         encode_mp4(bad_frames, 30)
+    assert (caught.value.code, caught.value.retryable) == ("invalid_frames", False)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_frames_that_are_not_an_array_are_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"numpy\.ndarray") as caught:
+        encode_mp4(valid_frames().tolist(), 30)
+    assert not isinstance(caught.value, RustInferError)
 
 
 def test_non_contiguous_view_is_rejected_without_copying() -> None:
     wide = smooth_video(2, 16, 32)
     view = wide[:, :, :16]
     assert not view.flags.c_contiguous
-    with pytest.raises(ValueError, match="C-contiguous") as caught:
+    with pytest.raises(InvalidMedia, match="C-contiguous") as caught:
         encode_mp4(view, 30)
-    assert getattr(caught.value, "code", None) == "invalid_frames"
+    assert caught.value.code == "invalid_frames"
 
 
 @pytest.mark.parametrize(
@@ -299,25 +304,28 @@ def test_non_contiguous_view_is_rejected_without_copying() -> None:
     ],
 )
 def test_bad_settings_are_rejected(fps: int, options: dict[str, int]) -> None:
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(InvalidMedia) as caught:
         encode_mp4(valid_frames(), fps, **options)
-    assert getattr(caught.value, "code", None) == "invalid_encoder_setting"
+    assert caught.value.code == "invalid_encoder_setting"
 
 
 def test_probe_rejects_non_mp4_data() -> None:
     mp4 = encode_mp4(valid_frames(), 30)
     for data in (b"", b"not an mp4 at all", mp4[: len(mp4) // 2], mp4[8:], b"\x00" * 64):
-        with pytest.raises(ValueError) as caught:
+        with pytest.raises(InvalidMedia) as caught:
             probe_mp4(data)
-        assert getattr(caught.value, "code", None) == "invalid_mp4"
+        assert caught.value.code == "invalid_mp4"
+        # infer's publish step catches ValueError from the probe.
+        assert isinstance(caught.value, ValueError)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=2048))
-def test_probe_of_arbitrary_bytes_returns_or_raises_value_error(data: bytes) -> None:
+def test_probe_of_arbitrary_bytes_returns_or_raises_invalid_media(data: bytes) -> None:
     try:
         report = probe_mp4(data)
-    except ValueError:
+    except InvalidMedia as error:
+        assert error.code == "invalid_mp4"
         return
     assert report["bytes"] == len(data)
 
@@ -329,9 +337,11 @@ def probe_seed() -> bytes:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=8))
-def test_probe_of_damaged_files_returns_or_raises_value_error(edits: list[tuple[int, int]]) -> None:
+def test_probe_of_damaged_files_returns_or_raises_invalid_media(
+    edits: list[tuple[int, int]],
+) -> None:
     damaged = bytearray(probe_seed())
     for position, value in edits:
         damaged[position % len(damaged)] = value
-    with contextlib.suppress(ValueError):
+    with contextlib.suppress(InvalidMedia):
         probe_mp4(bytes(damaged))

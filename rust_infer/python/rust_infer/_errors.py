@@ -66,6 +66,24 @@ class TransientError(RustInferError):
         super().__init__("transient", message, retryable=True)
 
 
+class InvalidMedia(RustInferError, ValueError):
+    """Frames, an encoder setting or MP4 bytes that cannot be used.
+
+    ``code`` is ``invalid_frames``, ``invalid_encoder_setting`` or ``invalid_mp4``; never
+    retryable (the same input fails the same way).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message, retryable=False)
+
+
+class ConfigurationError(RustInferError, ValueError):
+    """A deployment setting rust_infer does not know: ``unknown_gpu`` or ``unknown_model``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message, retryable=False)
+
+
 class JobCanceled(BaseException):
     """Raised by the step hook when the job was canceled.
 

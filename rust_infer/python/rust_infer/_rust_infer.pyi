@@ -1,10 +1,12 @@
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final, TypeVar, final
 
 import numpy as np
 import numpy.typing as npt
 
+from rust_infer._errors import ConfigurationError as ConfigurationError
 from rust_infer._errors import DeadlineExceeded as DeadlineExceeded
+from rust_infer._errors import InvalidMedia as InvalidMedia
 from rust_infer._errors import InvalidRequest as InvalidRequest
 from rust_infer._errors import JobCanceled as JobCanceled
 from rust_infer._errors import RunFailed as RunFailed
@@ -13,15 +15,20 @@ from rust_infer._errors import TransientError as TransientError
 
 __all__ = [
     "FAILURE_CODES",
+    "GPUS",
     "PROFILES",
+    "ConfigurationError",
     "DeadlineExceeded",
+    "InvalidMedia",
     "InvalidRequest",
     "JobCanceled",
     "RunFailed",
     "RustInferError",
     "StepHook",
     "TransientError",
+    "artifact_key",
     "encode_mp4",
+    "estimate",
     "normalize_request",
     "probe_mp4",
     "profile_defaults",
@@ -32,6 +39,7 @@ __all__ = [
 _T = TypeVar("_T")
 
 FAILURE_CODES: Final[tuple[str, ...]]
+GPUS: Final[tuple[str, ...]]
 PROFILES: Final[tuple[str, ...]]
 
 def normalize_request(
@@ -66,3 +74,9 @@ def encode_mp4(
 ) -> bytes: ...
 def probe_mp4(data: bytes) -> dict[str, object]: ...
 def sha256_hex(data: bytes) -> str: ...
+
+# Content addresses and the estimator (src/artifact.rs, src/estimate.rs, docs/estimator.md).
+def artifact_key(params: Mapping[str, object], model_revision: str) -> str: ...
+def estimate(
+    params: Mapping[str, object], *, model: str = "mochi-1", gpu: str = "h100"
+) -> dict[str, float | int]: ...

@@ -1,9 +1,10 @@
 //! The contract's Python face: `normalize_request`, `profile_defaults`, `PROFILES`.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
+use serde_json::{Map, Number, Value};
 
-use super::{normalize, JobParams, Profile};
+use super::{normalised_params, normalize, JobParams, Object, Profile};
 use crate::errors::{boundary, ContractCode, ContractError, Error};
 
 /// Validates a raw request body and returns the normalised parameters (see `contract.rs`).
@@ -78,6 +79,86 @@ fn known_profile(name: &str) -> Result<Profile, Error> {
             known.join(", ")
         ))
     })
+}
+
+/// Normalised params given back by Python (`normalize_request`'s result, or a mapping equal
+/// to it), checked as the contract checks a request; see `normalised.rs`.
+pub fn params_from_mapping(params: &Bound<'_, PyAny>) -> Result<JobParams, Error> {
+    let Ok(mapping) = params.cast::<PyMapping>() else {
+        let kind = params.get_type().name()?;
+        return Err(Error::WrongArgumentType(format!(
+            "params must be a mapping, not {kind}"
+        )));
+    };
+    let mut object = Object::new();
+    for item in mapping.items()?.iter() {
+        let (key, value) = item.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()?;
+        let Ok(key) = key.cast::<PyString>() else {
+            let kind = key.get_type().name()?;
+            return Err(Error::WrongArgumentType(format!(
+                "params keys must be str, not {kind}"
+            )));
+        };
+        let key = key.to_str().map_err(|_| {
+            ContractError::body("params keys must be valid Unicode (no lone surrogates)")
+        })?;
+        let value = json_value(key, &value)?;
+        object.insert(key.to_owned(), value);
+    }
+    Ok(normalised_params(&object)?)
+}
+
+/// The JSON value a Python value stands for, as far as the contract can tell: containers
+/// become empty ones (no field takes a container, so only their kind matters), and anything
+/// JSON cannot hold is an `invalid_type` error.
+fn json_value(field: &str, value: &Bound<'_, PyAny>) -> Result<Value, ContractError> {
+    let invalid = |what: String| {
+        let message = format!("{field} must be a JSON value (got {what})");
+        ContractError::new(ContractCode::InvalidType, field, message)
+    };
+    if value.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(flag) = value.cast::<PyBool>() {
+        return Ok(Value::Bool(flag.is_true()));
+    }
+    if value.is_instance_of::<PyInt>() {
+        if let Ok(signed) = value.extract::<i64>() {
+            return Ok(Value::from(signed));
+        }
+        if let Ok(unsigned) = value.extract::<u64>() {
+            return Ok(Value::from(unsigned));
+        }
+        // Beyond 64 bits: as JSON does, read it as a float (saturated at f64::MAX); the
+        // range checks then reject it.
+        let float = value.extract::<f64>().unwrap_or(f64::MAX).min(f64::MAX);
+        let number =
+            Number::from_f64(float.max(-f64::MAX)).ok_or_else(|| invalid(value.to_string()))?;
+        return Ok(Value::Number(number));
+    }
+    if let Ok(float) = value.cast::<PyFloat>() {
+        let float = float.value();
+        return Number::from_f64(float)
+            .map(Value::Number)
+            .ok_or_else(|| invalid(format!("the non-finite number {float}")));
+    }
+    if let Ok(text) = value.cast::<PyString>() {
+        return text.to_str().map(Value::from).map_err(|_| {
+            let message = format!("{field} must be valid Unicode (it has a lone surrogate)");
+            ContractError::new(ContractCode::InvalidValue, field, message)
+        });
+    }
+    if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        return Ok(Value::Array(Vec::new()));
+    }
+    if value.is_instance_of::<PyDict>() {
+        return Ok(Value::Object(Map::new()));
+    }
+    let kind = value
+        .get_type()
+        .name()
+        .map_or_else(|_| "an object".to_owned(), |name| format!("a {name}"));
+    Err(invalid(kind))
 }
 
 fn params_dict<'py>(py: Python<'py>, params: &JobParams) -> PyResult<Bound<'py, PyDict>> {

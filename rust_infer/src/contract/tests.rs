@@ -267,6 +267,7 @@ fn scalar_ranges() {
         ("fps", json!(0), ContractCode::OutOfRange),
         ("fps", json!(61), ContractCode::OutOfRange),
         ("num_inference_steps", json!(0), ContractCode::OutOfRange),
+        ("num_inference_steps", json!(1), ContractCode::OutOfRange),
         ("num_inference_steps", json!(201), ContractCode::OutOfRange),
         ("guidance_scale", json!(-0.5), ContractCode::OutOfRange),
         ("guidance_scale", json!(20.5), ContractCode::OutOfRange),

@@ -16,7 +16,9 @@ mod tests;
 use pyo3::prelude::*;
 
 use encode::{FrameShape, RateControl};
+pub use error::VideoError;
 use error::VideoResult;
+pub use py::hex_digest;
 
 /// Encodes packed RGB24 frames (T x H x W x 3, row-major) and muxes them into an MP4 whose
 /// `moov` precedes `mdat` and whose duration is exactly `T / fps` seconds.

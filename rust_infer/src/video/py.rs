@@ -1,11 +1,8 @@
 //! Python face of the video module: `encode_mp4`, `probe_mp4`, `sha256_hex`.
-//! Inputs are checked and borrowed here, the work runs with the GIL released, and a
-//! `VideoError` becomes a Python exception only here.
-
-use std::panic::{catch_unwind, AssertUnwindSafe};
+//! Inputs are checked and borrowed here, the work runs with the GIL released, and every
+//! error (a `VideoError` or a caught panic) becomes a Python exception in `errors::boundary`.
 
 use numpy::{PyArray4, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use sha2::{Digest, Sha256};
@@ -13,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::encode::{FrameShape, RateControl};
 use super::error::{VideoError, VideoResult};
 use super::probe::ProbeReport;
+use crate::errors::{boundary, Error};
 
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(encode_mp4, module)?)?;
@@ -31,73 +29,76 @@ fn encode_mp4<'py>(
     crf: Option<i64>,
     bitrate_kbps: Option<i64>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let fps = to_u32("fps", fps)?;
-    let crf = crf.map(|value| to_u32("crf", value)).transpose()?;
-    let bitrate_kbps = bitrate_kbps
-        .map(|value| to_u32("bitrate_kbps", value))
-        .transpose()?;
-    let rate_control = RateControl::from_options(crf, bitrate_kbps).map_err(into_py_err)?;
+    boundary(py, || {
+        let fps = to_u32("fps", fps)?;
+        let crf = crf.map(|value| to_u32("crf", value)).transpose()?;
+        let bitrate_kbps = bitrate_kbps
+            .map(|value| to_u32("bitrate_kbps", value))
+            .transpose()?;
+        let rate_control = RateControl::from_options(crf, bitrate_kbps)?;
 
-    let array = checked_frames(py, frames).map_err(into_py_err)?;
-    let shape = frame_shape(array.shape()).map_err(into_py_err)?;
-    let readonly = array.try_readonly().map_err(|e| {
-        into_py_err(VideoError::InvalidFrames(format!(
-            "frames are being written elsewhere: {e}"
-        )))
-    })?;
-    // Borrowed straight from numpy's buffer: no copy of the (possibly large) video.
-    let rgb = readonly.as_slice().map_err(|_| {
-        into_py_err(VideoError::InvalidFrames(
-            "frames must be C-contiguous (use numpy.ascontiguousarray)".into(),
-        ))
-    })?;
-    let mp4 = py
-        .detach(|| guard(|| super::encode_mp4_bytes(rgb, shape, fps, rate_control)))
-        .map_err(into_py_err)?;
-    Ok(PyBytes::new(py, &mp4))
+        let array = checked_frames(py, frames)?;
+        let shape = frame_shape(array.shape())?;
+        let readonly = array.try_readonly().map_err(|e| {
+            VideoError::InvalidFrames(format!("frames are being written elsewhere: {e}"))
+        })?;
+        // Borrowed straight from numpy's buffer: no copy of the (possibly large) video.
+        let rgb = readonly.as_slice().map_err(|_| {
+            VideoError::InvalidFrames(
+                "frames must be C-contiguous (use numpy.ascontiguousarray)".into(),
+            )
+        })?;
+        let mp4 = py.detach(|| super::encode_mp4_bytes(rgb, shape, fps, rate_control))?;
+        Ok(PyBytes::new(py, &mp4))
+    })
 }
 
-/// Parses an MP4's structure; raises ValueError unless it has exactly one video track.
+/// Parses an MP4's structure; raises `InvalidMedia` unless it has exactly one video track.
 #[pyfunction]
 fn probe_mp4<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
-    let report = py
-        .detach(|| guard(|| super::probe::probe_mp4(data)))
-        .map_err(into_py_err)?;
-    report_dict(py, &report)
+    boundary(py, || {
+        let report = py.detach(|| super::probe::probe_mp4(data))?;
+        Ok(report_dict(py, &report)?)
+    })
 }
 
 /// Lower-case hex SHA-256 of `data`, computed with the GIL released.
 #[pyfunction]
-fn sha256_hex(py: Python<'_>, data: &[u8]) -> String {
-    py.detach(|| {
-        Sha256::digest(data)
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
-    })
+fn sha256_hex(py: Python<'_>, data: &[u8]) -> PyResult<String> {
+    boundary(py, || Ok(py.detach(|| hex_digest(data))))
 }
 
+/// Lower-case hex SHA-256 of `data`.
+pub fn hex_digest(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Anything but an ndarray is a wrong argument type (`TypeError`, like every other entry
+/// point); an ndarray of the wrong dtype or shape is unusable media (`InvalidMedia`).
 fn checked_frames<'a, 'py>(
     py: Python<'py>,
     frames: &'a Bound<'py, PyAny>,
-) -> VideoResult<&'a Bound<'py, PyArray4<u8>>> {
-    let untyped = frames.cast::<PyUntypedArray>().map_err(|_| {
-        let type_name = frames
-            .get_type()
-            .name()
-            .map_or_else(|_| "?".to_owned(), |name| name.to_string());
-        VideoError::FramesType(format!("frames must be a numpy.ndarray, got {type_name}"))
-    })?;
+) -> Result<&'a Bound<'py, PyArray4<u8>>, Error> {
+    let Ok(untyped) = frames.cast::<PyUntypedArray>() else {
+        let type_name = frames.get_type().name()?;
+        return Err(Error::WrongArgumentType(format!(
+            "frames must be a numpy.ndarray, got {type_name}"
+        )));
+    };
     let dtype = untyped.dtype();
     if !dtype.is_equiv_to(&numpy::dtype::<u8>(py)) {
-        return Err(VideoError::FramesType(format!(
+        return Err(VideoError::InvalidFrames(format!(
             "frames must have dtype uint8, got {dtype}"
-        )));
+        ))
+        .into());
     }
     frame_shape(untyped.shape())?;
-    frames
+    Ok(frames
         .cast::<PyArray4<u8>>()
-        .map_err(|e| VideoError::FramesType(e.to_string()))
+        .map_err(|e| VideoError::InvalidFrames(e.to_string()))?)
 }
 
 fn frame_shape(shape: &[usize]) -> VideoResult<FrameShape> {
@@ -113,18 +114,12 @@ fn frame_shape(shape: &[usize]) -> VideoResult<FrameShape> {
     }
 }
 
-fn to_u32(name: &str, value: i64) -> PyResult<u32> {
+fn to_u32(name: &str, value: i64) -> VideoResult<u32> {
     u32::try_from(value).map_err(|_| {
-        into_py_err(VideoError::InvalidSetting(format!(
+        VideoError::InvalidSetting(format!(
             "{name} must be a small non-negative integer, got {value}"
-        )))
+        ))
     })
-}
-
-/// A panic inside encoding or probing becomes an error instead of crossing into Python.
-fn guard<T>(work: impl FnOnce() -> VideoResult<T>) -> VideoResult<T> {
-    catch_unwind(AssertUnwindSafe(work))
-        .unwrap_or_else(|_| Err(VideoError::Internal("panic while processing video".into())))
 }
 
 fn report_dict<'py>(py: Python<'py>, report: &ProbeReport) -> PyResult<Bound<'py, PyDict>> {
@@ -138,23 +133,4 @@ fn report_dict<'py>(py: Python<'py>, report: &ProbeReport) -> PyResult<Bound<'py
     dict.set_item("faststart", report.faststart)?;
     dict.set_item("bytes", report.bytes)?;
     Ok(dict)
-}
-
-/// Caller mistakes become ValueError, our failures RuntimeError; both carry a stable `code`.
-fn into_py_err(error: VideoError) -> PyErr {
-    let code = error.code();
-    let err = match error {
-        VideoError::FramesType(_) => PyTypeError::new_err(error.to_string()),
-        VideoError::Encoder(_) | VideoError::Internal(_) => {
-            PyRuntimeError::new_err(error.to_string())
-        }
-        VideoError::InvalidFrames(_)
-        | VideoError::InvalidSetting(_)
-        | VideoError::InvalidMp4(_) => PyValueError::new_err(error.to_string()),
-    };
-    Python::attach(|py| {
-        // Best effort: the message already says what went wrong if the attribute cannot be set.
-        let _ = err.value(py).setattr("code", code);
-    });
-    err
 }
