@@ -43,10 +43,15 @@ def check_idempotency_key(key: str) -> str:
     return key
 
 
-def artifact_key(params: dict[str, Any], model_revision: str) -> str:
-    """Content address of a video: the same normalised request on the same model revision
-    gives the same video, so it may be answered from the stored file."""
-    canonical = json.dumps(
-        {"params": params, "model": model_revision}, sort_keys=True, separators=(",", ":")
-    )
-    return f"videos/{hashlib.sha256(canonical.encode()).hexdigest()}.mp4"
+def admit(params: dict[str, Any], *, profile: str, gpu: str) -> float:
+    """Refuse a request that cannot fit the GPU's memory; return its estimated seconds."""
+    estimate = rust_infer.estimate(params, model=profile, gpu=gpu)
+    if estimate["vram_bytes"] > estimate["gpu_memory_bytes"]:
+        need = estimate["vram_bytes"] / 2**30
+        have = estimate["gpu_memory_bytes"] / 2**30
+        raise InvalidRequestError(
+            f"this request needs about {need:.0f} GiB of GPU memory and the {gpu} has "
+            f"{have:.0f} GiB: lower the resolution or the number of frames",
+            code="exceeds_gpu_memory",
+        )
+    return float(estimate["seconds"])

@@ -91,6 +91,7 @@ class Job:
     video: VideoInfo | None = None
     cancel_requested: bool = False
     sweeps: int = 0
+    estimated_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
-from t2v.jobs import Job
+from t2v.jobs import Job, JobStatus
 
 
 def iso_time(epoch: float | None) -> str | None:
@@ -14,7 +16,32 @@ def iso_time(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
-def job_resource(job: Job, base: str, *, queue_position: int | None = None) -> dict[str, Any]:
+def eta_seconds(
+    job: Job, queue_position: int | None, *, workers: int = 1, now: float | None = None
+) -> float | None:
+    """Seconds until the job should finish.
+
+    Queued: the jobs ahead are assumed to cost about what this one does, `workers` at a
+    time. Running: the pace of the steps so far, or the estimate before the first step.
+    """
+    if job.estimated_s is None or job.status.terminal:
+        return None
+    if job.status == JobStatus.QUEUED:
+        if queue_position is None:
+            return None
+        return round(job.estimated_s * math.ceil(queue_position / max(1, workers)), 1)
+    now = time.time() if now is None else now
+    elapsed = now - (job.started_at or now)
+    progress = job.progress
+    if progress is None or progress.step == 0 or progress.total == 0:
+        return round(max(0.0, job.estimated_s - elapsed), 1)
+    per_step = elapsed / progress.step
+    return round(per_step * (progress.total - progress.step), 1)
+
+
+def job_resource(
+    job: Job, base: str, *, queue_position: int | None = None, workers: int = 1
+) -> dict[str, Any]:
     self_url = f"{base}/v1/jobs/{job.id}"
     links: dict[str, str] = {"self": self_url}
     if not job.status.terminal:
@@ -56,6 +83,8 @@ def job_resource(job: Job, base: str, *, queue_position: int | None = None) -> d
         "phase": job.phase,
         "progress": progress,
         "queue_position": queue_position,
+        "estimated_seconds": job.estimated_s,
+        "eta_seconds": eta_seconds(job, queue_position, workers=workers),
         "params": job.params,
         "created_at": iso_time(job.created_at),
         "started_at": iso_time(job.started_at),

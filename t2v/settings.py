@@ -47,6 +47,8 @@ class Settings:
     progress_interval_s: float
     queued_stale_s: float
     public_url: str | None
+    gpu: str
+    infer_workers: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,8 +71,12 @@ class Settings:
             lease_ttl_s=lease_ttl_s,
             heartbeat_s=_float(env, "T2V_HEARTBEAT_S", lease_ttl_s / 3),
             max_attempts=_int(env, "T2V_MAX_ATTEMPTS", 3),
-            job_deadline_s=_float(env, "T2V_JOB_DEADLINE_S", 570.0),
+            job_deadline_s=_float(env, "T2V_JOB_DEADLINE_S", 1080.0),
             progress_interval_s=_float(env, "T2V_PROGRESS_INTERVAL_S", 1.0),
             queued_stale_s=_float(env, "T2V_QUEUED_STALE_S", 120.0),
             public_url=(env.get("T2V_PUBLIC_URL") or "").rstrip("/") or None,
+            # The GPU kind infer runs on (rust_infer.GPUS), for estimates and admission.
+            gpu=env.get("T2V_GPU") or ("cpu-tiny" if profile == "tiny" else "h100"),
+            # How many generations run at once (infer's max-scale): for queue ETAs.
+            infer_workers=max(1, _int(env, "T2V_INFER_WORKERS", 1)),
         )

@@ -51,7 +51,8 @@ async def get_job(request: Request, job_id: str) -> Response:
     job = await _visible_job(request, job_id)
     position = await rt.store.queue_position(job)
     base = base_url(request, rt.settings.public_url)
-    return JSONResponse(job_resource(job, base, queue_position=position))
+    workers = rt.settings.infer_workers
+    return JSONResponse(job_resource(job, base, queue_position=position, workers=workers))
 
 
 async def list_jobs(request: Request) -> Response:

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from t2v import events
 from t2v.auth import Principal
-from t2v.contract import check_idempotency_key, normalize, request_hash
+from t2v.contract import admit, check_idempotency_key, normalize, request_hash
 from t2v.errors import MalformedEventError, NotFoundError, UnsupportedMediaTypeError
 from t2v.http import Router, base_url, metrics_endpoint
 from t2v.jobs import Job, JobError, JobStatus, JobUpdate, new_job_id
@@ -44,7 +44,9 @@ async def _accept(
     rt: Runtime, body: bytes, *, principal: Principal, idempotency_key: str | None
 ) -> tuple[Job, bool, dict[str, str]]:
     """Validate (nothing is stored on error), count against the tenant's limits, store."""
-    params = normalize(body, profile=rt.settings.model_profile)
+    settings = rt.settings
+    params = normalize(body, profile=settings.model_profile)
+    estimated_s = admit(params, profile=settings.model_profile, gpu=settings.gpu)
     rate_headers = await (await limiter.get()).check(principal.tenant)
     claim = (
         IdempotencyClaim(check_idempotency_key(idempotency_key), request_hash(body))
@@ -57,6 +59,7 @@ async def _accept(
         status=JobStatus.QUEUED,
         params=params,
         created_at=time.time(),
+        estimated_s=estimated_s,
     )
     result = await rt.store.create(job, claim)
     if result.created:
@@ -94,7 +97,9 @@ async def create_job(request: Request) -> Response:
         headers["Idempotent-Replayed"] = "true"
     position = await rt.store.queue_position(job)
     return JSONResponse(
-        job_resource(job, base, queue_position=position), status_code=202, headers=headers
+        job_resource(job, base, queue_position=position, workers=rt.settings.infer_workers),
+        status_code=202,
+        headers=headers,
     )
 
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import rust_infer
 from t2v import events
-from t2v.contract import artifact_key
 from t2v.jobs import Job
 from t2v.lifecycle import started_data
 from t2v.metrics import StepTimer, metrics, record_gpu_usage
@@ -101,7 +100,7 @@ class JobRunner:
         if lease.attempt == 1:
             metrics().queue_wait.observe(max(0.0, time.time() - job.created_at))
         model = await self.models.get()
-        key = artifact_key(params, model.revision)
+        key = rust_infer.artifact_key(params, model.revision)
         cached = await cached_video(self._rt, job, key)
         if cached is not None:
             self.cache_hits += 1

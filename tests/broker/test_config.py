@@ -52,7 +52,7 @@ def test_project_infer_trigger_fits_long_generations() -> None:
     (infer,) = [t for t in config.triggers if t.filter_attributes["type"].endswith("requested")]
     delivery = config.effective_delivery(infer)
     assert delivery.timeout_s is not None
-    assert delivery.timeout_s <= 600  # t2v-infer's timeoutSeconds
+    assert delivery.timeout_s <= 1200  # t2v-infer's timeoutSeconds
     assert infer.parallelism >= 1
     assert delivery.dead_letter_sink == config.broker.delivery.dead_letter_sink
     (ping,) = config.ping_sources

@@ -90,7 +90,7 @@ BREAKAGES: dict[
     ),
     "job deadline not below the trigger timeout": (
         lambda objects: _named(objects, "ConfigMap", "t2v-config")["data"].update(
-            T2V_JOB_DEADLINE_S="600"
+            T2V_JOB_DEADLINE_S="1140"
         ),
         semantics.job_deadline_problems,
     ),
