@@ -169,5 +169,20 @@ def merge(job: Job, update: JobUpdate) -> Job | None:
     return None
 
 
+def cancel(job: Job, *, at: float) -> Job | None:
+    """The job after a cancel request, or None when it has already finished.
+
+    A queued job is canceled at once (it never runs); a running one is flagged, and its
+    worker stops within one denoising step and reports `job.canceled`.
+    """
+    if job.status.terminal:
+        return None
+    if job.status == JobStatus.QUEUED:
+        return dataclasses.replace(
+            job, status=JobStatus.CANCELED, finished_at=at, cancel_requested=True
+        )
+    return dataclasses.replace(job, cancel_requested=True)
+
+
 def _phase_index(phase: str | None) -> int:
     return PHASES.index(phase) if phase in PHASES else -1

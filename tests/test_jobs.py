@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from t2v.jobs import Job, JobError, JobStatus, JobUpdate, Progress, VideoInfo, merge
+from t2v.jobs import Job, JobError, JobStatus, JobUpdate, Progress, VideoInfo, cancel, merge
 
 QUEUED = Job(id="job_1", tenant="t", status=JobStatus.QUEUED, params={}, created_at=1.0)
 VIDEO = VideoInfo("videos/a.mp4", "0" * 64, 10, 64, 48, 7, 30.0, 0.233)
@@ -73,3 +73,19 @@ def test_round_trip_through_dict() -> None:
         video=VIDEO,
     )
     assert Job.from_dict(job.to_dict()) == job
+
+
+def test_cancel_rules() -> None:
+    canceled = cancel(QUEUED, at=5.0)
+    assert canceled is not None
+    assert (canceled.status, canceled.finished_at, canceled.cancel_requested) == (
+        JobStatus.CANCELED,
+        5.0,
+        True,
+    )
+    running = merge(QUEUED, running(1, 2))
+    assert running is not None
+    flagged = cancel(running, at=5.0)
+    assert flagged is not None
+    assert (flagged.status, flagged.cancel_requested) == (JobStatus.RUNNING, True)
+    assert cancel(canceled, at=6.0) is None

@@ -40,7 +40,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from t2v.errors import IdempotencyConflictError, NotFoundError, UnavailableError
-from t2v.jobs import Job, JobStatus, JobUpdate, merge
+from t2v.jobs import Job, JobStatus, JobUpdate, cancel, merge
 from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, Lease
 from t2v.store.cursor import decode_cursor, encode_cursor
 
@@ -263,14 +263,9 @@ class RedisJobStore:
             job = await self._load(pipe, job_id)
             if job is None:
                 raise NotFoundError(f"job {job_id} not found")
-            if job.status.terminal:
+            changed = cancel(job, at=at)
+            if changed is None:
                 return job
-            if job.status == JobStatus.QUEUED:
-                changed = dataclasses.replace(
-                    job, status=JobStatus.CANCELED, finished_at=at, cancel_requested=True
-                )
-            else:
-                changed = dataclasses.replace(job, cancel_requested=True)
             _begin_writes(pipe)
             self._queue_save(pipe, job, changed)
             return changed

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from t2v.errors import IdempotencyConflictError, NotFoundError, UnavailableError
-from t2v.jobs import Job, JobStatus, JobUpdate, merge
+from t2v.jobs import Job, JobStatus, JobUpdate, cancel, merge
 from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, Lease
 from t2v.store.cursor import decode_cursor, encode_cursor
 
@@ -194,14 +194,9 @@ class SqliteJobStore:
             job = self._load(conn, job_id)
             if job is None:
                 raise NotFoundError(f"job {job_id} not found")
-            if job.status.terminal:
+            changed = cancel(job, at=at)
+            if changed is None:
                 return job
-            if job.status == JobStatus.QUEUED:
-                changed = dataclasses.replace(
-                    job, status=JobStatus.CANCELED, finished_at=at, cancel_requested=True
-                )
-            else:
-                changed = dataclasses.replace(job, cancel_requested=True)
             self._save(conn, changed)
             return changed
 
