@@ -83,9 +83,9 @@ def test_cancel_rules() -> None:
         5.0,
         True,
     )
-    running = merge(QUEUED, running(1, 2))
-    assert running is not None
-    flagged = cancel(running, at=5.0)
+    started = merge(QUEUED, running(1, 2))
+    assert started is not None
+    flagged = cancel(started, at=5.0)
     assert flagged is not None
     assert (flagged.status, flagged.cancel_requested) == (JobStatus.RUNNING, True)
     assert cancel(canceled, at=6.0) is None
