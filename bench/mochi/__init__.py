@@ -1,0 +1,1 @@
+"""Pieces of bench/gpu_mochi.py: models, stages, timing, speed options, report."""

@@ -1,0 +1,248 @@
+"""Speed options for the denoising step, each timed against the plain diffusers baseline.
+
+Every option reports ``ok``, ``skipped`` (with the reason: not installed, not on this device)
+or ``failed`` (with the error); none is left out silently. Order matters: fp8 quantises the
+transformer in place, so it runs after everything that needs the bf16 weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bench.mochi.stages import StepInputs, denoise, guided_velocity
+from bench.mochi.timing import Timing, relative_difference, release_memory, time_call
+from t2v.model import _stack
+
+STEP_TIMESTEP = 500.0  # mid-schedule; the cost of a step does not depend on it
+
+
+class OptionUnavailable(Exception):
+    """The option cannot run here; the message says why."""
+
+
+@dataclass
+class OptionContext:
+    transformer: Any
+    inputs: StepInputs
+    device: str
+    repeats: int
+    cache_steps: int
+    cache_threshold: float
+    baseline: Timing
+    compile_backend: str = "inductor"
+    fastest_attention: list[str] = field(default_factory=list)
+    fastest_speedup: float = 0.0
+    fp8_applied: bool = False
+
+
+@dataclass
+class OptionResult:
+    name: str
+    status: str  # "ok", "skipped" or "failed"
+    reason: str | None = None
+    timing: Timing | None = None
+    speedup: float | None = None  # baseline time / option time, same work
+    relative_difference: float | None = None  # vs the baseline's output
+    details: dict[str, object] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "reason": self.reason,
+            "timing": self.timing.as_dict() if self.timing else None,
+            "speedup": self.speedup,
+            "relative_difference": self.relative_difference,
+            **self.details,
+        }
+
+
+def one_step(ctx: OptionContext, transformer: Any) -> Callable[[], torch.Tensor]:
+    return lambda: guided_velocity(transformer, ctx.inputs, STEP_TIMESTEP)
+
+
+def _step_result(name: str, ctx: OptionContext, timing: Timing) -> OptionResult:
+    return OptionResult(
+        name=name,
+        status="ok",
+        timing=timing,
+        speedup=ctx.baseline.median_s / timing.median_s,
+        relative_difference=relative_difference(timing.result, ctx.baseline.result),
+    )
+
+
+def _backend(name: str) -> Any:
+    from torch.nn.attention import SDPBackend
+
+    return getattr(SDPBackend, name)
+
+
+@contextlib.contextmanager
+def attention_backends(names: list[str]) -> Iterator[None]:
+    if not names:
+        yield
+        return
+    from torch.nn.attention import sdpa_kernel
+
+    with sdpa_kernel([_backend(name) for name in names]):
+        yield
+
+
+def attention(backend: str) -> Callable[[OptionContext], OptionResult]:
+    def run(ctx: OptionContext) -> OptionResult:
+        name = f"sdpa-{backend.split('_')[0].lower()}"
+        try:
+            with attention_backends([backend]):
+                timing = time_call(
+                    one_step(ctx, ctx.transformer), device=ctx.device, repeats=ctx.repeats
+                )
+        except RuntimeError as error:
+            # sdpa_kernel raises when the backend has no kernel for this device/dtype/shape.
+            where = f"{ctx.device} {ctx.inputs.latents.dtype}".replace("torch.", "")
+            raise OptionUnavailable(f"no {backend} kernel on {where}") from error
+        result = _step_result(name, ctx, timing)
+        result.details["backend"] = backend
+        return result
+
+    return run
+
+
+def _compiled(ctx: OptionContext) -> Any:
+    torch._dynamo.reset()
+    return torch.compile(ctx.transformer, backend=ctx.compile_backend)
+
+
+def compile_option(ctx: OptionContext) -> OptionResult:
+    compiled = _compiled(ctx)
+    timing = time_call(one_step(ctx, compiled), device=ctx.device, repeats=ctx.repeats)
+    result = _step_result("torch-compile", ctx, timing)
+    result.details["backend"] = ctx.compile_backend
+    result.details["compile_included_in"] = "timing.warmup_s"
+    return result
+
+
+def fp8_unavailable_reason(device: str) -> str | None:
+    try:
+        import torchao.quantization  # noqa: F401
+    except ImportError:
+        return "torchao not installed"
+    if not device.startswith("cuda"):
+        return "float8 matmuls need CUDA"
+    if torch.cuda.get_device_capability() < (8, 9):
+        return "float8 matmuls need compute capability 8.9 or newer"
+    return None
+
+
+def quantize_fp8(transformer: Any) -> None:
+    from torchao.quantization import (
+        Float8DynamicActivationFloat8WeightConfig,
+        PerRow,
+        quantize_,
+    )
+
+    # Row-wise scales keep more accuracy than one scale per tensor at the same speed.
+    quantize_(transformer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+
+
+def fp8_option(ctx: OptionContext) -> OptionResult:
+    reason = fp8_unavailable_reason(ctx.device)
+    if reason is not None:
+        raise OptionUnavailable(reason)
+    quantize_fp8(ctx.transformer)
+    ctx.fp8_applied = True
+    release_memory(ctx.device)
+    timing = time_call(one_step(ctx, ctx.transformer), device=ctx.device, repeats=ctx.repeats)
+    return _step_result("fp8-torchao", ctx, timing)
+
+
+def first_block_cache(ctx: OptionContext) -> OptionResult:
+    hooks = _stack.diffusers().hooks
+    config_class = getattr(hooks, "FirstBlockCacheConfig", None)
+    if config_class is None or not hasattr(ctx.transformer, "enable_cache"):
+        raise OptionUnavailable("the installed diffusers has no first-block cache")
+    transformer = ctx.transformer
+    start = 16  # a stretch from the middle of the schedule, where caches usually hit
+
+    def run_steps() -> torch.Tensor:
+        return denoise(transformer, ctx.inputs, start=start, steps=ctx.cache_steps)
+
+    plain = time_call(run_steps, device=ctx.device, repeats=ctx.repeats)
+    # The tail blocks only run when the cache misses; count the last block's MLP calls.
+    computed: list[int] = []
+    handle = transformer.transformer_blocks[-1].ff.register_forward_hook(
+        lambda *_: computed.append(1)
+    )
+
+    def fresh_cache() -> None:
+        if transformer.is_cache_enabled:
+            transformer.disable_cache()
+        transformer.enable_cache(config_class(threshold=ctx.cache_threshold))
+        computed.clear()
+
+    try:
+        cached = time_call(
+            run_steps, device=ctx.device, repeats=ctx.repeats, before_each=fresh_cache
+        )
+    finally:
+        handle.remove()
+        if transformer.is_cache_enabled:
+            transformer.disable_cache()
+    return OptionResult(
+        name="first-block-cache",
+        status="ok",
+        timing=cached,
+        speedup=plain.median_s / cached.median_s,
+        relative_difference=relative_difference(cached.result, plain.result),
+        details={
+            "steps": ctx.cache_steps,
+            "threshold": ctx.cache_threshold,
+            "steps_fully_computed": len(computed),
+            "baseline_timing": plain.as_dict(),
+        },
+    )
+
+
+def combined_option(ctx: OptionContext) -> OptionResult:
+    """The fastest attention backend, fp8 when it ran, and torch.compile, together."""
+    compiled = _compiled(ctx)
+    with attention_backends(ctx.fastest_attention):
+        timing = time_call(one_step(ctx, compiled), device=ctx.device, repeats=ctx.repeats)
+    result = _step_result("combined", ctx, timing)
+    result.details["parts"] = [*ctx.fastest_attention, "torch-compile"] + (
+        ["fp8-torchao"] if ctx.fp8_applied else []
+    )
+    return result
+
+
+OPTIONS: dict[str, Callable[[OptionContext], OptionResult]] = {
+    "sdpa-flash": attention("FLASH_ATTENTION"),
+    "sdpa-cudnn": attention("CUDNN_ATTENTION"),
+    "sdpa-efficient": attention("EFFICIENT_ATTENTION"),
+    "first-block-cache": first_block_cache,
+    "torch-compile": compile_option,
+    "fp8-torchao": fp8_option,
+    "combined": combined_option,
+}
+
+
+def run_option(name: str, ctx: OptionContext) -> OptionResult:
+    try:
+        result = OPTIONS[name](ctx)
+    except OptionUnavailable as reason:
+        result = OptionResult(name=name, status="skipped", reason=str(reason))
+    except Exception as error:  # a failing option is a finding; the run goes on
+        result = OptionResult(name=name, status="failed", reason=f"{type(error).__name__}: {error}")
+    finally:
+        release_memory(ctx.device)
+    speedup = result.speedup or 0.0
+    # Only a backend that beats the default dispatch is worth forcing in the combination.
+    is_attention = result.status == "ok" and result.name.startswith("sdpa-")
+    if is_attention and speedup > max(1.0, ctx.fastest_speedup):
+        ctx.fastest_attention = [str(result.details["backend"])]
+        ctx.fastest_speedup = speedup
+    return result
