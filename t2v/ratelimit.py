@@ -28,7 +28,6 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from t2v.errors import RateLimitedError, UnavailableError
-from t2v.jobs import JobStatus
 from t2v.store.base import JobStore
 
 if TYPE_CHECKING:
@@ -105,11 +104,7 @@ class SubmitLimiter:
             await self._redis_pool.disconnect()
 
     async def _active_jobs(self, tenant: str) -> int:
-        counted = 0
-        for status in (JobStatus.QUEUED, JobStatus.RUNNING):
-            page = await self._store.list(tenant=tenant, status=status, limit=self._max_active)
-            counted += len(page.jobs)
-        return counted
+        return await self._store.count_unfinished(tenant)
 
     def _headers(self, remaining: int, reset_at: float) -> dict[str, str]:
         return {

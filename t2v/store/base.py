@@ -101,11 +101,20 @@ class JobStore(Protocol):
         ...
 
     async def queue_position(self, job: Job) -> int | None:
-        """1-based position among queued jobs (oldest first), None when not queued."""
+        """1-based position among queued jobs (oldest first), None when not queued.
+
+        The embedded SQLite store counts at most 100 jobs ahead (it has no order-statistic
+        index, and counting is linear) and reports 100 for any job further back; Redis is
+        exact (ZCOUNT).
+        """
         ...
 
     async def count(self, status: JobStatus) -> int:
         """How many jobs of every tenant have this status (queue depth for metrics)."""
+        ...
+
+    async def count_unfinished(self, tenant: str) -> int:
+        """How many of the tenant's jobs are queued or running (the active-jobs cap)."""
         ...
 
     async def ping(self) -> None:

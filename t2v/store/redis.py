@@ -418,6 +418,18 @@ class RedisJobStore:
         index = self._index_key(None, status)
         return int(await self._read(lambda r: _resolved(r.zcard(index))))
 
+    async def count_unfinished(self, tenant: str) -> int:
+        queued = self._index_key(tenant, JobStatus.QUEUED)
+        running = self._index_key(tenant, JobStatus.RUNNING)
+
+        async def count(r: aioredis.Redis) -> int:
+            async with r.pipeline(transaction=True) as pipe:
+                pipe.zcard(queued)
+                pipe.zcard(running)
+                return sum(int(n) for n in await pipe.execute())
+
+        return await self._read(count)
+
     async def ping(self) -> None:
         await self._read(lambda r: _resolved(r.ping()))
 

@@ -1,7 +1,10 @@
 """The embedded JobStore: one SQLite file shared by the local processes.
 
-Each operation is one `BEGIN IMMEDIATE` transaction, which SQLite serialises across
-processes, so read-merge-write is a compare-and-set.
+Each change is one `BEGIN IMMEDIATE` transaction, which SQLite serialises across
+processes, so read-merge-write is a compare-and-set; changes run in a thread because they
+may wait for another process's lock. Reads are single statements on a second connection,
+on the caller's thread: in WAL mode they never wait for writers, and a thread hop per read
+cost more than the read itself (BENCHMARKS.md, control plane).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage,
 from t2v.store.cursor import decode_cursor, encode_cursor
 
 T = TypeVar("T")
+# Queue positions past this are reported as this (a lower bound): see queue_position.
+QUEUE_POSITION_CAP = 100
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -33,7 +38,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, created_at DESC, id DESC);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_by_status_time ON jobs (status, created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant_status ON jobs (tenant, status);
 CREATE TABLE IF NOT EXISTS idempotency (
     tenant TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -56,6 +63,7 @@ class SqliteJobStore:
         self._path = path
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SqliteJobStore:
@@ -72,6 +80,22 @@ class SqliteJobStore:
             conn.executescript(_SCHEMA)
             self._conn = conn
         return self._conn
+
+    def _read_connection(self) -> sqlite3.Connection:
+        if self._reader is None:
+            # The writer connection creates the file and the schema first.
+            with self._lock:
+                self._connection()
+            self._reader = sqlite3.connect(
+                self._path, timeout=5.0, isolation_level=None, check_same_thread=False
+            )
+        return self._reader
+
+    async def _read(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return operation(self._read_connection())
+        except sqlite3.OperationalError as exc:
+            raise UnavailableError(f"job store unavailable: {exc}") from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -140,7 +164,7 @@ class SqliteJobStore:
         return await self._run(op)
 
     async def get(self, job_id: str) -> Job | None:
-        return await self._run(lambda conn: self._load(conn, job_id))
+        return await self._read(lambda conn: self._load(conn, job_id))
 
     async def list(
         self,
@@ -172,7 +196,7 @@ class SqliteJobStore:
             next_cursor = encode_cursor(jobs[-1].created_at, jobs[-1].id) if more else None
             return JobPage(jobs, next_cursor)
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def apply(self, update: JobUpdate) -> ApplyResult:
         def op(conn: sqlite3.Connection) -> ApplyResult:
@@ -255,7 +279,7 @@ class SqliteJobStore:
             ).fetchone()
             return Lease(job_id, row[0], int(row[1]), float(row[2])) if row else None
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def stale_jobs(
         self, *, now: float, queued_before: float, limit: int = 100
@@ -271,7 +295,7 @@ class SqliteJobStore:
             ).fetchall()
             return [Job.from_dict(json.loads(row[0])) for row in rows]
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def record_sweep(self, job_id: str) -> Job:
         def op(conn: sqlite3.Connection) -> Job:
@@ -289,27 +313,40 @@ class SqliteJobStore:
             return None
 
         def op(conn: sqlite3.Connection) -> int:
+            # SQLite counts index entries one by one: stop at the cap, so a read deep in a
+            # long queue costs no more than one near its head.
             row = conn.execute(
-                "SELECT COUNT(*) FROM jobs WHERE status = 'queued' "
-                "AND (created_at < ? OR (created_at = ? AND id < ?))",
-                (job.created_at, job.created_at, job.id),
+                "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' "
+                "AND (created_at < ? OR (created_at = ? AND id < ?)) LIMIT ?)",
+                (job.created_at, job.created_at, job.id, QUEUE_POSITION_CAP - 1),
             ).fetchone()
             return int(row[0]) + 1
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def count(self, status: JobStatus) -> int:
         def op(conn: sqlite3.Connection) -> int:
             row = conn.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status.value,))
             return int(row.fetchone()[0])
 
-        return await self._run(op)
+        return await self._read(op)
+
+    async def count_unfinished(self, tenant: str) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND status IN ('queued', 'running')",
+                (tenant,),
+            )
+            return int(row.fetchone()[0])
+
+        return await self._read(op)
 
     async def ping(self) -> None:
-        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            for conn in (self._conn, self._reader):
+                if conn is not None:
+                    conn.close()
+            self._conn = self._reader = None

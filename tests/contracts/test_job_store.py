@@ -327,6 +327,9 @@ async def test_queue_position_counts_older_queued_jobs_of_every_tenant(
     assert await job_store.count(JobStatus.QUEUED) == 4
     assert await job_store.count(JobStatus.RUNNING) == 1
     assert await job_store.count(JobStatus.FAILED) == 0
+    assert await job_store.count_unfinished(first.tenant) == 4
+    assert await job_store.count_unfinished(other_tenant.tenant) == 1
+    assert await job_store.count_unfinished("nobody") == 0
 
 
 # listing ------------------------------------------------------------------------------
