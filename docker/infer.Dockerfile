@@ -19,6 +19,10 @@ ENV RUSTUP_HOME=/usr/local/rustup \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=rust-toolchain /usr/local/rustup /usr/local/rustup
 COPY --from=rust-toolchain /usr/local/cargo /usr/local/cargo
+# nasm: openh264 compiles its x86 SIMD assembly only when nasm is present (3x faster encode).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nasm=2.16.01-1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install "maturin==1.9.4"
 WORKDIR /src
 COPY rust_infer/ rust_infer/
