@@ -184,8 +184,9 @@ class SqliteJobStore:
             args.append(status.value)
         if cursor is not None:
             created_at, job_id = decode_cursor(cursor)
-            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            args.extend([created_at, created_at, job_id])
+            # A row value, not an OR: SQLite then seeks the index instead of scanning it.
+            clauses.append("(created_at, id) < (?, ?)")
+            args.extend([created_at, job_id])
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         query = f"SELECT data FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT ?"
 
@@ -317,8 +318,8 @@ class SqliteJobStore:
             # long queue costs no more than one near its head.
             row = conn.execute(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' "
-                "AND (created_at < ? OR (created_at = ? AND id < ?)) LIMIT ?)",
-                (job.created_at, job.created_at, job.id, QUEUE_POSITION_CAP - 1),
+                "AND (created_at, id) < (?, ?) LIMIT ?)",
+                (job.created_at, job.id, QUEUE_POSITION_CAP - 1),
             ).fetchone()
             return int(row[0]) + 1
 
