@@ -9,6 +9,7 @@
 # PYO3_BUILD_EXTENSION_MODULE itself for the extension, so nothing else is needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${T2V_VENV:-/var/cache/t2v/venv}"
+. scripts/env.sh
+VENV="$T2V_VENV"
 export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" PYO3_PYTHON="$VENV/bin/python"
 maturin develop --release --manifest-path rust_infer/Cargo.toml

@@ -3,6 +3,7 @@
 # prompt, and print where the MP4 is. Extra arguments go to `t2v demo` (--prompt, --seed, --out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${T2V_VENV:-/var/cache/t2v/venv}"
+. scripts/env.sh
+VENV="$T2V_VENV"
 scripts/setup.sh
 exec "$VENV/bin/t2v" demo "$@"

@@ -3,7 +3,8 @@
 # The venv lives outside the clone so a second run, or CI on the same machine, reuses it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${T2V_VENV:-/var/cache/t2v/venv}"
+. scripts/env.sh
+VENV="$T2V_VENV"
 PYTHON="${T2V_PYTHON:-python3.11}"
 if [ ! -x "$VENV/bin/python" ]; then
   mkdir -p "$(dirname "$VENV")"
@@ -18,4 +19,4 @@ if [ ! -f "$stamp" ]; then
 else
   "$VENV/bin/pip" install --quiet --no-deps -e .
 fi
-T2V_VENV="$VENV" scripts/build_rust.sh
+scripts/build_rust.sh

@@ -4,7 +4,8 @@
 # the tests themselves; .ci/run installs the system packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${T2V_VENV:-/var/cache/t2v/venv}"
+. scripts/env.sh
+VENV="$T2V_VENV"
 scripts/setup.sh
 # The browser tests drive Debian's Chromium with playwright-core (never a downloaded browser).
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent
