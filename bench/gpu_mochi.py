@@ -30,7 +30,6 @@ MFU = (FLOPs / step time) / the GPU's dense bf16 peak (H100 SXM and H200: 989 TF
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 from typing import Any
@@ -41,6 +40,7 @@ if __package__ in (None, ""):
 
 import torch
 
+from bench.common import emit
 from bench.mochi import options as opts
 from bench.mochi import stages
 from bench.mochi.models import MochiModels, build_models, step_flops, visual_tokens
@@ -231,11 +231,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     report = run(args)
-    print(markdown(report))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        print(f"\nJSON report: {args.out}")
+    emit(report, markdown(report), args.out)
     return 0
 
 

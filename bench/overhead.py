@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from bench import local_platform
+from bench.common import emit
 from bench.mochi.report import machine
 
 # Small frames keep the generation short, so its run-to-run noise does not swamp the fixed
@@ -194,11 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="t2v-overhead-") as scratch:
             result = measure(args.jobs, args.poll, pathlib.Path(scratch), args.request)
     report = {"benchmark": "overhead", "machine": machine("cpu"), "result": result}
-    print(markdown(report))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        print(f"\nJSON report: {args.out}")
+    emit(report, markdown(report), args.out)
     return 0
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import pathlib
 import sys
 import tempfile
 from typing import Any
 
+from bench.common import emit
 from bench.control_plane import scenarios
 from bench.control_plane.wrk import LoadSettings
 from bench.mochi.report import machine
@@ -104,11 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="t2v-bench-") as scratch:
             report = run(args, pathlib.Path(scratch))
-    print(markdown(report))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        print(f"\nJSON report: {args.out}")
+    emit(report, markdown(report), args.out)
     return 0
 
 

@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from bench.common import emit
 from bench.encode.frames import decode_rgb, mean_psnr_db, moving_frames
 from bench.encode.measure import ENCODERS
 from bench.encode.report import machine, markdown
@@ -153,9 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": {"quick": args.quick, "repeats": repeats, "fps": FPS, "encoders": encoders},
         **run(cases, repeats, encoders),
     }
-    print(markdown(report))
-    if args.out is not None:
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    emit(report, markdown(report), args.out)
     return 0
 
 

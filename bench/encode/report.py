@@ -2,46 +2,25 @@
 
 from __future__ import annotations
 
-import datetime
-import importlib.metadata
 import os
-import pathlib
-import platform
 from collections.abc import Mapping
 from typing import Any
 
-
-def _cpu_model() -> str:
-    cpuinfo = pathlib.Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+from bench.common import machine_basics, package_version
 
 
 def machine() -> dict[str, object]:
     import imageio_ffmpeg
 
     return {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "cpu": _cpu_model(),
+        **machine_basics(),
         "cpus_usable": len(os.sched_getaffinity(0)),
-        "load_average_1m": os.getloadavg()[0],
-        "python": platform.python_version(),
-        "rust_infer": _version("rust_infer"),
-        "diffusers": _version("diffusers"),
-        "imageio": _version("imageio"),
-        "imageio_ffmpeg": _version("imageio-ffmpeg"),
+        "rust_infer": package_version("rust_infer"),
+        "diffusers": package_version("diffusers"),
+        "imageio": package_version("imageio"),
+        "imageio_ffmpeg": package_version("imageio-ffmpeg"),
         "ffmpeg": imageio_ffmpeg.get_ffmpeg_version(),
-        "av": _version("av"),
+        "av": package_version("av"),
     }
 
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
-import importlib.metadata
-import os
-import pathlib
-import platform
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+
+from bench.common import machine_basics, package_version
 
 # bf16 dense tensor-core peaks (no sparsity), TFLOP/s, from NVIDIA's data sheets.
 BF16_PEAK_TFLOPS = (
@@ -30,32 +27,14 @@ def gpu_peak_tflops(device: str) -> float | None:
     return next((peak for key, peak in BF16_PEAK_TFLOPS if key in name), None)
 
 
-def _cpu_model() -> str:
-    cpuinfo = pathlib.Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def machine(device: str) -> dict[str, object]:
     info: dict[str, object] = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
+        **machine_basics(),
         "device": device,
         "torch": torch.__version__,
-        "diffusers": _version("diffusers"),
-        "transformers": _version("transformers"),
-        "torchao": _version("torchao"),
+        "diffusers": package_version("diffusers"),
+        "transformers": package_version("transformers"),
+        "torchao": package_version("torchao"),
     }
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name()
