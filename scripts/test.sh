@@ -18,7 +18,7 @@ echo "== ruff"
 ruff check t2v functions tests bench
 ruff format --check t2v functions tests bench
 echo "== mypy"
-mypy t2v functions/submit/main.py
+mypy t2v tests bench functions/submit/main.py
 mypy functions/status/main.py
 mypy functions/infer/main.py
 python -m mypy.stubtest rust_infer --allowlist rust_infer/stubtest-allowlist.txt

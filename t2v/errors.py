@@ -14,6 +14,8 @@ class T2VError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+        # HTTP headers the answer must carry (Retry-After, WWW-Authenticate, Content-Range).
+        self.headers: dict[str, str] = {}
         if code is not None:
             self.code = code
 
@@ -62,10 +64,19 @@ class RangeNotSatisfiableError(T2VError):
     http_status = 416
     code = "range_not_satisfiable"
 
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        # RFC 9110 section 15.5.17: tell the client how long the representation is.
+        self.headers["Content-Range"] = f"bytes */{size}"
+
 
 class UnauthorizedError(T2VError):
     http_status = 401
     code = "unauthorized"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, code=code, field=field)
+        self.headers["WWW-Authenticate"] = 'Bearer realm="t2v"'
 
 
 class RateLimitedError(T2VError):
@@ -76,7 +87,8 @@ class RateLimitedError(T2VError):
     def __init__(self, message: str, *, retry_after_s: int, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.retry_after_s = retry_after_s
-        self.headers = headers or {}
+        self.headers.update(headers or {})
+        self.headers["Retry-After"] = str(retry_after_s)
 
 
 class UnavailableError(T2VError):

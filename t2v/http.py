@@ -14,9 +14,7 @@ from starlette.responses import JSONResponse, Response
 from t2v.errors import (
     MethodNotAllowedError,
     NotFoundError,
-    RateLimitedError,
     T2VError,
-    UnauthorizedError,
 )
 from t2v.metrics import metrics_response
 
@@ -26,13 +24,7 @@ Handler = Callable[..., Awaitable[Response]]
 
 
 def error_response(error: T2VError) -> JSONResponse:
-    headers: dict[str, str] = {}
-    if isinstance(error, RateLimitedError):
-        headers.update(error.headers)
-        headers["Retry-After"] = str(error.retry_after_s)
-    if isinstance(error, UnauthorizedError):
-        headers["WWW-Authenticate"] = 'Bearer realm="t2v"'
-    return JSONResponse(error.to_body(), status_code=error.http_status, headers=headers)
+    return JSONResponse(error.to_body(), status_code=error.http_status, headers=error.headers)
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,14 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         if first == "":
             suffix = int(last)
             if suffix <= 0:
-                raise RangeNotSatisfiableError(f"range {header!r} selects nothing")
+                raise RangeNotSatisfiableError(f"range {header!r} selects nothing", size=size)
             return max(0, size - suffix), size
         start = int(first)
         end = size if last == "" else min(int(last) + 1, size)
     except ValueError:
         return None
     if start >= size or start >= end:
-        raise RangeNotSatisfiableError(f"range {header!r} is outside the {size}-byte video")
+        raise RangeNotSatisfiableError(
+            f"range {header!r} is outside the {size}-byte video", size=size
+        )
     return start, end

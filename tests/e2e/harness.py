@@ -80,7 +80,7 @@ class Platform:
             self.process.wait()
 
     def state(self) -> dict[str, Any]:
-        return json.loads((self.data_dir / "local.json").read_text())
+        return dict(json.loads((self.data_dir / "local.json").read_text()))
 
     @property
     def url(self) -> str:
