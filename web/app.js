@@ -256,7 +256,11 @@ function renderJob(job) {
   badge.dataset.status = job.status;
   $("job-phase").textContent = job.phase || "-";
   $("job-queue").textContent = job.queue_position ? String(job.queue_position) : "-";
-  const secondsLeft = estimateSecondsLeft(job);
+  // The page's own pace measurement while denoising; otherwise the API's estimate (which
+  // also covers waiting in the queue).
+  const measured = estimateSecondsLeft(job);
+  const fromApi = typeof job.eta_seconds === "number" ? Math.round(job.eta_seconds) : null;
+  const secondsLeft = measured !== null ? measured : fromApi;
   $("job-eta").textContent = secondsLeft === null ? "-" : `about ${secondsLeft} s`;
 
   const bar = $("job-progress");
