@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -65,8 +66,8 @@ class LocalOptions:
         env = os.environ if env is None else env
         overrides = {"t2v-infer-job": DeliveryOverride(parallelism=LOCAL_INFER_PARALLELISM)}
         for name, fields in json.loads(env.get("T2V_LOCAL_DELIVERY") or "{}").items():
-            merged = {**(overrides.get(name, DeliveryOverride()).__dict__), **fields}
-            overrides[name] = DeliveryOverride(**merged)
+            # Layered on the local default, field by field (parallelism 1 unless named).
+            overrides[name] = dataclasses.replace(overrides.get(name, DeliveryOverride()), **fields)
         return cls(
             gateway_port=_port(env, "T2V_LOCAL_PORT", 8080),
             broker_port=_port(env, "T2V_LOCAL_BROKER_PORT", 0),
