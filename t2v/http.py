@@ -40,15 +40,13 @@ class Router:
 
     def __init__(self) -> None:
         self._routes: list[_Route] = []
+        self.templates: tuple[str, ...] = ()
 
     def add(self, method: str, path: str, handler: Handler) -> None:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
         self._routes.append(_Route(method, path, re.compile(f"^{regex}$"), handler))
-
-    @property
-    def templates(self) -> tuple[str, ...]:
-        """The route paths, for metric labels that stay bounded."""
-        return tuple(dict.fromkeys(route.template for route in self._routes))
+        # Read on every request (metric labels): kept, not rebuilt per request.
+        self.templates = tuple(dict.fromkeys(route.template for route in self._routes))
 
     async def dispatch(self, request: Request) -> Response:
         try:
@@ -74,6 +72,11 @@ class Router:
         if allowed:
             raise MethodNotAllowedError(f"{request.method} is not allowed on {path}")
         raise NotFoundError(f"no route for {request.method} {path}")
+
+
+async def health(request: Request) -> Response:
+    """Liveness: the process answers (readiness, where it differs, is its own route)."""
+    return JSONResponse({"status": "ok"})
 
 
 async def metrics_endpoint(request: Request) -> Response:

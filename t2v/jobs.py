@@ -52,6 +52,17 @@ class JobError:
     retryable: bool = False
     details: dict[str, str] = field(default_factory=dict)
 
+    def summary(self) -> dict[str, Any]:
+        """The error as events and the API carry it (`details` only when there are any)."""
+        body: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "retryable": self.retryable,
+        }
+        if self.details:
+            body["details"] = dict(self.details)
+        return body
+
 
 @dataclass(frozen=True)
 class Progress:

@@ -67,15 +67,7 @@ def job_resource(
             "percent": job.progress.percent,
             "attempt": job.progress.attempt,
         }
-    error = None
-    if job.error is not None:
-        error = {
-            "code": job.error.code,
-            "message": job.error.message,
-            "retryable": job.error.retryable,
-        }
-        if job.error.details:
-            error["details"] = dict(job.error.details)
+    error = job.error.summary() if job.error is not None else None
     return {
         "id": job.id,
         "object": "job",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from cloudevents.http import CloudEvent
 
 from t2v.artifacts import ArtifactStore, open_artifact_store
 from t2v.auth import KeyRegistry
-from t2v.events import DiscardingEventSink, EventSink, HttpEventSink
+from t2v.events import DiscardingEventSink, EventSink, HttpEventSink, make_event
 from t2v.settings import Settings
 from t2v.store import JobStore, open_job_store
 
@@ -45,6 +47,10 @@ class Runtime:
             keys=keys,
             source=source,
         )
+
+    def event(self, event_type: str, job_id: str, data: Mapping[str, Any]) -> CloudEvent:
+        """An event from this function about one job (its `subject`)."""
+        return make_event(event_type, source=self.source, subject=job_id, data=data)
 
 
 class Lazy(Generic[T]):

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from t2v import events
 from t2v.errors import MalformedEventError, UnavailableError
-from t2v.http import Router, metrics_endpoint
+from t2v.http import Router, health, metrics_endpoint
 from t2v.metrics import instrumented
 from t2v.runtime import Lazy, lazy_runtime
 from t2v.worker.models import ModelHolder
@@ -61,10 +61,6 @@ async def ready(request: Request) -> Response:
     if not models.ready:
         return JSONResponse({"status": "loading"}, status_code=503)
     return JSONResponse({"status": "ready", "load_seconds": models.load_seconds})
-
-
-async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
 
 
 async def stats(request: Request) -> Response:

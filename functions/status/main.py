@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from t2v import events
 from t2v.errors import ConflictError, InvalidRequestError, NotFoundError
-from t2v.http import Router, base_url, metrics_endpoint
+from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobStatus
 from t2v.lifecycle import dead_letter_update, lifecycle_update
 from t2v.metrics import instrumented, metrics
@@ -248,10 +248,6 @@ async def status_metrics(request: Request) -> Response:
     rt = await runtime.get()
     metrics().queue_depth.set(await rt.store.count(JobStatus.QUEUED))
     return await metrics_endpoint(request)
-
-
-async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
 
 
 router.add("GET", "/v1/jobs", list_jobs)

@@ -19,7 +19,7 @@ from t2v import events
 from t2v.auth import Principal
 from t2v.contract import admit, check_idempotency_key, normalize, request_hash
 from t2v.errors import MalformedEventError, NotFoundError, UnsupportedMediaTypeError
-from t2v.http import Router, base_url, metrics_endpoint
+from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobError, JobStatus, JobUpdate, new_job_id
 from t2v.metrics import instrumented
 from t2v.ratelimit import SubmitLimiter
@@ -68,12 +68,8 @@ async def _accept(
 
 
 async def _request_generation(rt: Runtime, job: Job) -> None:
-    event = events.make_event(
-        events.JOB_REQUESTED,
-        source=rt.source,
-        subject=job.id,
-        data={"job_id": job.id, "tenant": job.tenant, "params": job.params},
-    )
+    data = {"job_id": job.id, "tenant": job.tenant, "params": job.params}
+    event = rt.event(events.JOB_REQUESTED, job.id, data)
     try:
         await rt.sink.send(event)
     except Exception:
@@ -119,9 +115,7 @@ async def cancel_job(request: Request, job_id: str) -> Response:
 
 async def _send_quietly(rt: Runtime, event_type: str, job: Job, data: Mapping[str, object]) -> None:
     try:
-        await rt.sink.send(
-            events.make_event(event_type, source=rt.source, subject=job.id, data=data)
-        )
+        await rt.sink.send(rt.event(event_type, job.id, data))
     except Exception:
         log.exception("could not send %s for %s", event_type, job.id)
 
@@ -183,7 +177,7 @@ async def sweep(request: Request) -> Response:
             result = await rt.store.apply(JobUpdate(job.id, JobStatus.FAILED, at=now, error=error))
             if result.applied:
                 failed += 1
-                data = {"job_id": job.id, "error": _error_dict(error)}
+                data = {"job_id": job.id, "error": error.summary()}
                 await _send_quietly(rt, events.JOB_FAILED, result.job, data)
             continue
         job = await rt.store.record_sweep(job.id)
@@ -192,14 +186,6 @@ async def sweep(request: Request) -> Response:
     if stale:
         log.info("sweep: re-requested %d, failed %d", requested, failed)
     return JSONResponse({"rerequested": requested, "failed": failed})
-
-
-def _error_dict(error: JobError) -> dict[str, object]:
-    return {"code": error.code, "message": error.message, "retryable": error.retryable}
-
-
-async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
 
 
 router.add("POST", "/v1/jobs", create_job)

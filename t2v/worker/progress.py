@@ -13,6 +13,8 @@ import threading
 import time
 from concurrent.futures import Future
 
+from cloudevents.http import CloudEvent
+
 from t2v import events
 from t2v.lifecycle import progress_data
 from t2v.runtime import Runtime
@@ -43,21 +45,17 @@ class ProgressReporter:
             return
         self._last_sent = now
         self._last_phase = phase
-        event = events.make_event(
-            events.JOB_PROGRESS,
-            source=self._rt.source,
-            subject=self._job_id,
-            data=progress_data(self._job_id, self._attempt, phase, step, total),
-        )
+        data = progress_data(self._job_id, self._attempt, phase, step, total)
+        event = self._rt.event(events.JOB_PROGRESS, self._job_id, data)
         self._pending.append(asyncio.run_coroutine_threadsafe(self._send(event), self._loop))
 
     @property
     def _interval(self) -> float:
         return self._rt.settings.progress_interval_s
 
-    async def _send(self, event: object) -> None:
+    async def _send(self, event: CloudEvent) -> None:
         try:
-            await self._rt.sink.send(event)  # type: ignore[arg-type]
+            await self._rt.sink.send(event)
         except Exception:
             # Progress is advisory: a lost progress event must not fail the job.
             log.warning("progress event for %s not delivered", self._job_id)

@@ -19,7 +19,7 @@ from typing import Any
 
 import rust_infer
 from t2v import events
-from t2v.jobs import Job
+from t2v.jobs import Job, JobError
 from t2v.lifecycle import started_data
 from t2v.metrics import StepTimer, metrics, record_gpu_usage
 from t2v.model.pipeline import LoadedModel, generate
@@ -190,15 +190,13 @@ class JobRunner:
         if failure.retryable:
             await self._rt.store.release(lease)
             raise RetryLater(f"{failure.code}: {failure.message}")
-        error = {"code": failure.code, "message": failure.message, "retryable": False}
-        data = {"job_id": job.id, "attempt": lease.attempt, "error": error}
+        error = JobError(failure.code, failure.message, retryable=False)
+        data = {"job_id": job.id, "attempt": lease.attempt, "error": error.summary()}
         await self._send(events.JOB_FAILED, job.id, data)
         return Outcome(job.id, "failed", failure.code)
 
     async def _send(self, event_type: str, job_id: str, data: dict[str, Any]) -> None:
         try:
-            await self._rt.sink.send(
-                events.make_event(event_type, source=self._rt.source, subject=job_id, data=data)
-            )
+            await self._rt.sink.send(self._rt.event(event_type, job_id, data))
         except Exception as exc:
             raise RetryLater(f"could not send {event_type}: {exc}") from exc
