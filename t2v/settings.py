@@ -7,6 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from t2v.model.acceleration import (
+    DEFAULT_COMPILE_BACKEND,
+    DEFAULT_FBC_THRESHOLD,
+    AccelerationConfig,
+    parse_acceleration,
+)
+
 DEFAULT_DATA_DIR = ".t2v/data"
 DEFAULT_TINY_MODEL = ".t2v/models/tiny-mochi"
 
@@ -31,6 +38,31 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer (got {raw!r})") from exc
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in _TRUE | _FALSE:
+        raise ValueError(f"{name} must be one of {sorted(_TRUE | _FALSE)} (got {raw!r})")
+    return raw in _TRUE
+
+
+def _acceleration(env: Mapping[str, str]) -> AccelerationConfig:
+    threshold = _float(env, "T2V_FBC_THRESHOLD", DEFAULT_FBC_THRESHOLD)
+    try:
+        return AccelerationConfig(
+            names=parse_acceleration(env.get("T2V_ACCELERATION") or ""),
+            compile_backend=env.get("T2V_COMPILE_BACKEND") or DEFAULT_COMPILE_BACKEND,
+            fbc_threshold=threshold,
+        )
+    except ValueError as exc:
+        raise ValueError(f"T2V_ACCELERATION: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -49,6 +81,8 @@ class Settings:
     public_url: str | None
     gpu: str
     infer_workers: int
+    acceleration: AccelerationConfig
+    warmup: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,4 +113,8 @@ class Settings:
             gpu=env.get("T2V_GPU") or ("cpu-tiny" if profile == "tiny" else "h100"),
             # How many generations run at once (infer's max-scale): for queue ETAs.
             infer_workers=max(1, _int(env, "T2V_INFER_WORKERS", 1)),
+            # Speed options for infer's transformer; none by default (docs/architecture.md).
+            acceleration=_acceleration(env),
+            # One short generation before infer reports ready, so no job pays for warm-up.
+            warmup=_flag(env, "T2V_WARMUP", True),
         )

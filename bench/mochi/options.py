@@ -2,7 +2,8 @@
 
 Every option reports ``ok``, ``skipped`` (with the reason: not installed, not on this device)
 or ``failed`` (with the error); none is left out silently. Order matters: fp8 quantises the
-transformer in place, so it runs after everything that needs the bf16 weights.
+transformer in place, so it runs after everything that needs the bf16 weights. fp8 and the
+first-block cache are set up by ``t2v.model.acceleration``, the code infer applies them with.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import torch
 
 from bench.mochi.stages import StepInputs, denoise, guided_velocity
 from bench.mochi.timing import Timing, relative_difference, release_memory, time_call
-from t2v.model import _stack
+from t2v.model.acceleration import (
+    AccelerationUnavailable,
+    first_block_cache_config,
+    fp8_unavailable_reason,
+    quantize_fp8,
+)
 
 STEP_TIMESTEP = 500.0  # mid-schedule; the cost of a step does not depend on it
-
-
-class OptionUnavailable(Exception):
-    """The option cannot run here; the message says why."""
 
 
 @dataclass
@@ -104,7 +106,7 @@ def attention(backend: str) -> Callable[[OptionContext], OptionResult]:
         except RuntimeError as error:
             # sdpa_kernel raises when the backend has no kernel for this device/dtype/shape.
             where = f"{ctx.device} {ctx.inputs.latents.dtype}".replace("torch.", "")
-            raise OptionUnavailable(f"no {backend} kernel on {where}") from error
+            raise AccelerationUnavailable(f"no {backend} kernel on {where}") from error
         result = _step_result(name, ctx, timing)
         result.details["backend"] = backend
         return result
@@ -126,33 +128,10 @@ def compile_option(ctx: OptionContext) -> OptionResult:
     return result
 
 
-def fp8_unavailable_reason(device: str) -> str | None:
-    try:
-        import torchao.quantization  # noqa: F401
-    except ImportError:
-        return "torchao not installed"
-    if not device.startswith("cuda"):
-        return "float8 matmuls need CUDA"
-    if torch.cuda.get_device_capability() < (8, 9):
-        return "float8 matmuls need compute capability 8.9 or newer"
-    return None
-
-
-def quantize_fp8(transformer: Any) -> None:
-    from torchao.quantization import (
-        Float8DynamicActivationFloat8WeightConfig,
-        PerRow,
-        quantize_,
-    )
-
-    # Row-wise scales keep more accuracy than one scale per tensor at the same speed.
-    quantize_(transformer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
-
-
 def fp8_option(ctx: OptionContext) -> OptionResult:
     reason = fp8_unavailable_reason(ctx.device)
     if reason is not None:
-        raise OptionUnavailable(reason)
+        raise AccelerationUnavailable(reason)
     quantize_fp8(ctx.transformer)
     ctx.fp8_applied = True
     release_memory(ctx.device)
@@ -161,11 +140,8 @@ def fp8_option(ctx: OptionContext) -> OptionResult:
 
 
 def first_block_cache(ctx: OptionContext) -> OptionResult:
-    hooks = _stack.diffusers().hooks
-    config_class = getattr(hooks, "FirstBlockCacheConfig", None)
-    if config_class is None or not hasattr(ctx.transformer, "enable_cache"):
-        raise OptionUnavailable("the installed diffusers has no first-block cache")
     transformer = ctx.transformer
+    cache_config = first_block_cache_config(transformer, ctx.cache_threshold)
     start = 16  # a stretch from the middle of the schedule, where caches usually hit
 
     def run_steps() -> torch.Tensor:
@@ -181,7 +157,7 @@ def first_block_cache(ctx: OptionContext) -> OptionResult:
     def fresh_cache() -> None:
         if transformer.is_cache_enabled:
             transformer.disable_cache()
-        transformer.enable_cache(config_class(threshold=ctx.cache_threshold))
+        transformer.enable_cache(cache_config)
         computed.clear()
 
     try:
@@ -233,7 +209,7 @@ OPTIONS: dict[str, Callable[[OptionContext], OptionResult]] = {
 def run_option(name: str, ctx: OptionContext) -> OptionResult:
     try:
         result = OPTIONS[name](ctx)
-    except OptionUnavailable as reason:
+    except AccelerationUnavailable as reason:
         result = OptionResult(name=name, status="skipped", reason=str(reason))
     except Exception as error:  # a failing option is a finding; the run goes on
         result = OptionResult(name=name, status="failed", reason=f"{type(error).__name__}: {error}")

@@ -60,7 +60,13 @@ async def ready(request: Request) -> Response:
         return JSONResponse({"status": "failed", "error": repr(models.failed)}, status_code=500)
     if not models.ready:
         return JSONResponse({"status": "loading"}, status_code=503)
-    return JSONResponse({"status": "ready", "load_seconds": models.load_seconds})
+    return JSONResponse(
+        {
+            "status": "ready",
+            "load_seconds": models.load_seconds,
+            "warmup_seconds": models.warmup_seconds,
+        }
+    )
 
 
 async def stats(request: Request) -> Response:

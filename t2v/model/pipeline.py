@@ -9,13 +9,19 @@ from __future__ import annotations
 import pathlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from t2v.model import _stack
+from t2v.model.acceleration import (
+    FIRST_BLOCK_CACHE,
+    AccelerationConfig,
+    apply_acceleration,
+    check_acceleration,
+)
 from t2v.model.manifest import PROFILE_MOCHI, config_digest, read_manifest
 
 # A directory inside the Hugging Face cache is named after the commit it holds.
@@ -35,6 +41,8 @@ class LoadedModel:
     name: str
     revision: str
     profile: str  # "tiny" or "mochi-1": which request defaults and limits fit this model
+    # The speed options applied (name -> what it did); empty for the plain pipeline.
+    acceleration: Mapping[str, str] = field(default_factory=dict)
 
 
 def default_device() -> str:
@@ -75,17 +83,22 @@ def _identity(model: str, model_dir: pathlib.Path) -> tuple[str, str, str]:
     return name, config_digest(model_dir), PROFILE_MOCHI
 
 
-def load_model(model: str, *, device: str | None = None) -> LoadedModel:
+def load_model(
+    model: str, *, device: str | None = None, acceleration: AccelerationConfig | None = None
+) -> LoadedModel:
     """Load ``model`` (a local directory or a hub id such as ``genmo/mochi-1-preview``).
 
     float32 on CPU; bfloat16 on CUDA with VAE tiling, which keeps decoding of full-size
-    videos within one GPU's memory.
+    videos within one GPU's memory. ``acceleration`` options are applied to the transformer
+    (``t2v.model.acceleration``); one that cannot run here raises AccelerationUnavailable.
     """
     import torch
 
     target = device or default_device()
     on_cuda = target.startswith("cuda")
     dtype = torch.bfloat16 if on_cuda else torch.float32
+    config = acceleration or AccelerationConfig()
+    check_acceleration(config, device=target)
     model_dir = _local_model_dir(model)
     pipe = _stack.diffusers().MochiPipeline.from_pretrained(model_dir, dtype=dtype)
     pipe.to(target)
@@ -93,10 +106,17 @@ def load_model(model: str, *, device: str | None = None) -> LoadedModel:
         pipe.vae.enable_tiling()
     # Progress is reported through the step hook; tqdm output would only clutter the logs.
     pipe.set_progress_bar_config(disable=True)
+    applied = apply_acceleration(pipe, config, device=target)
 
     name, revision, profile = _identity(model, model_dir)
     return LoadedModel(
-        pipe=pipe, device=target, dtype=dtype, name=name, revision=revision, profile=profile
+        pipe=pipe,
+        device=target,
+        dtype=dtype,
+        name=name,
+        revision=revision,
+        profile=profile,
+        acceleration=applied,
     )
 
 
@@ -144,6 +164,13 @@ def frames_to_uint8(frames: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(scaled.astype(np.uint8))
 
 
+def no_step_hook(
+    pipe: Any, step: int, timestep: Any, kwargs: dict[str, object]
+) -> dict[str, object]:
+    """A step hook that reports nothing (warm-up, tests): diffusers wants the kwargs back."""
+    return kwargs
+
+
 def generate(
     model: LoadedModel, params: Mapping[str, object], step_hook: StepHook
 ) -> npt.NDArray[np.uint8]:
@@ -163,6 +190,10 @@ def generate(
     # An empty negative prompt is the same as none: diffusers encodes "" in both cases.
     negative_prompt = _text_param(params, "negative_prompt", optional=True) or None
     generator = torch.Generator(model.device).manual_seed(_int_param(params, "seed"))
+    if FIRST_BLOCK_CACHE in model.acceleration:
+        # The pipeline clears the cache's state when a run ends, not when one is interrupted
+        # (cancel, deadline): a stale cache would feed the last job's residuals into this one.
+        model.pipe.maybe_free_model_hooks()
 
     # guidance_scale <= 1 turns classifier-free guidance off inside the pipeline (one pass).
     output = model.pipe(

@@ -14,7 +14,8 @@ import numpy.typing as npt
 import pytest
 
 from t2v.model.manifest import MANIFEST_FILE, config_digest, read_manifest
-from t2v.model.pipeline import LoadedModel, frames_to_uint8, generate, load_model
+from t2v.model.pipeline import LoadedModel, frames_to_uint8, generate, load_model, no_step_hook
+from tests.model.hooks import Canceled
 
 STEPS = 2
 
@@ -35,19 +36,9 @@ def _params(**overrides: object) -> dict[str, object]:
     return params
 
 
-def _pass_through(
-    pipe: Any, step: int, timestep: Any, kwargs: dict[str, object]
-) -> dict[str, object]:
-    return kwargs
-
-
-class Canceled(BaseException):
-    """Like the worker's cancellation: a BaseException, so `except Exception` cannot eat it."""
-
-
 @pytest.fixture(scope="module")
 def reference_video(tiny_model: LoadedModel) -> npt.NDArray[np.uint8]:
-    return generate(tiny_model, _params(), _pass_through)
+    return generate(tiny_model, _params(), no_step_hook)
 
 
 def test_load_model_reads_the_manifest(
@@ -73,16 +64,14 @@ def test_generate_returns_contiguous_uint8_frames(reference_video: npt.NDArray[n
 def test_same_seed_gives_identical_frames(
     tiny_model: LoadedModel, reference_video: npt.NDArray[np.uint8]
 ) -> None:
-    np.testing.assert_array_equal(generate(tiny_model, _params(), _pass_through), reference_video)
+    np.testing.assert_array_equal(generate(tiny_model, _params(), no_step_hook), reference_video)
 
 
 def test_other_seed_or_prompt_gives_other_frames(
     tiny_model: LoadedModel, reference_video: npt.NDArray[np.uint8]
 ) -> None:
-    assert not np.array_equal(
-        generate(tiny_model, _params(seed=12), _pass_through), reference_video
-    )
-    other_prompt = generate(tiny_model, _params(prompt="a blue whale in the ocean"), _pass_through)
+    assert not np.array_equal(generate(tiny_model, _params(seed=12), no_step_hook), reference_video)
+    other_prompt = generate(tiny_model, _params(prompt="a blue whale in the ocean"), no_step_hook)
     assert not np.array_equal(other_prompt, reference_video)
 
 
@@ -118,18 +107,16 @@ def test_hook_exception_propagates_unchanged(
     assert raised.value is error
     assert steps == [0, 1]
     # An aborted run leaves nothing behind that changes the next one.
-    np.testing.assert_array_equal(generate(tiny_model, _params(), _pass_through), reference_video)
+    np.testing.assert_array_equal(generate(tiny_model, _params(), no_step_hook), reference_video)
 
 
 def test_guidance_off_and_negative_prompt_are_accepted(
     tiny_model: LoadedModel, reference_video: npt.NDArray[np.uint8]
 ) -> None:
-    unguided = generate(
-        tiny_model, _params(guidance_scale=1.0, negative_prompt=None), _pass_through
-    )
+    unguided = generate(tiny_model, _params(guidance_scale=1.0, negative_prompt=None), no_step_hook)
     assert unguided.shape == reference_video.shape
     assert not np.array_equal(unguided, reference_video)
-    negative = generate(tiny_model, _params(negative_prompt="blurry, low quality"), _pass_through)
+    negative = generate(tiny_model, _params(negative_prompt="blurry, low quality"), no_step_hook)
     assert not np.array_equal(negative, reference_video)
 
 
@@ -160,7 +147,7 @@ def test_missing_param_is_rejected(tiny_model: LoadedModel) -> None:
     params = _params()
     del params["num_inference_steps"]
     with pytest.raises(ValueError, match="num_inference_steps"):
-        generate(tiny_model, params, _pass_through)
+        generate(tiny_model, params, no_step_hook)
 
 
 def test_without_manifest_revision_is_a_config_digest(
