@@ -40,7 +40,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from t2v.errors import IdempotencyConflictError, NotFoundError, UnavailableError
-from t2v.jobs import Job, JobStatus, JobUpdate, cancel, merge
+from t2v.jobs import Job, JobStatus, JobUpdate, cancel, decode_job, merge
 from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, Lease
 from t2v.store.cursor import decode_cursor, encode_cursor
 
@@ -140,7 +140,7 @@ class RedisJobStore:
 
     @staticmethod
     def _parse(raw: str | None) -> Job | None:
-        return Job.from_dict(json.loads(raw)) if raw is not None else None
+        return decode_job(raw) if raw is not None else None
 
     async def _load(self, pipe: Pipeline, job_id: str) -> Job | None:
         raw: str | None = await pipe.get(self._job_key(job_id))

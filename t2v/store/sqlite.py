@@ -1,10 +1,11 @@
 """The embedded JobStore: one SQLite file shared by the local processes.
 
-Each change is one `BEGIN IMMEDIATE` transaction, which SQLite serialises across
-processes, so read-merge-write is a compare-and-set; changes run in a thread because they
-may wait for another process's lock. Reads are single statements on a second connection,
-on the caller's thread: in WAL mode they never wait for writers, and a thread hop per read
-cost more than the read itself (BENCHMARKS.md, control plane).
+Changes go through group commit (`t2v.store.group_commit`): one writer thread per store runs
+queued changes in batches, one `BEGIN IMMEDIATE` transaction each, so read-merge-write
+stays a compare-and-set across processes.
+
+Reads are single statements on a second connection, on the caller's thread: in WAL mode they
+never wait for writers, and a thread hop per read cost more than the read itself.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ import dataclasses
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from t2v.errors import IdempotencyConflictError, NotFoundError, UnavailableError
-from t2v.jobs import Job, JobStatus, JobUpdate, cancel, merge
+from t2v.jobs import Job, JobStatus, JobUpdate, cancel, decode_job, merge
 from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, Lease
 from t2v.store.cursor import decode_cursor, encode_cursor
+from t2v.store.group_commit import GroupCommitStats, GroupCommitWriter, Write
 
 T = TypeVar("T")
 # Queue positions past this are reported as this (a lower bound): see queue_position.
@@ -59,37 +60,49 @@ CREATE TABLE IF NOT EXISTS leases (
 
 
 class SqliteJobStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
+        """`busy_timeout_s`: how long a batch waits for another process's write lock before
+        its changes fail with `UnavailableError`."""
         self._path = path
+        self._busy_timeout_s = busy_timeout_s
+        # Guards starting and stopping the writer (so no change is queued behind a stop)
+        # and opening the reader; never held while SQLite works.
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._writer: GroupCommitWriter | None = None
         self._reader: sqlite3.Connection | None = None
+        self._stats = GroupCommitStats()
 
     @classmethod
     def from_url(cls, url: str) -> SqliteJobStore:
         return cls(Path(url.removeprefix("sqlite:///").removeprefix("sqlite://")))
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self._path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
+    @property
+    def group_commit_stats(self) -> GroupCommitStats:
+        return dataclasses.replace(self._stats)
+
+    def _open(self, timeout: float) -> sqlite3.Connection:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self._path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # IF NOT EXISTS on tables that exist takes no write lock: cheap for the reader.
             conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _read_connection(self) -> sqlite3.Connection:
-        if self._reader is None:
-            # The writer connection creates the file and the schema first.
+        reader = self._reader
+        if reader is None:
             with self._lock:
-                self._connection()
-            self._reader = sqlite3.connect(
-                self._path, timeout=5.0, isolation_level=None, check_same_thread=False
-            )
-        return self._reader
+                if self._reader is None:
+                    self._reader = self._open(timeout=5.0)
+                reader = self._reader
+        return reader
 
     async def _read(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         try:
@@ -97,32 +110,23 @@ class SqliteJobStore:
         except sqlite3.OperationalError as exc:
             raise UnavailableError(f"job store unavailable: {exc}") from exc
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
     async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        def in_transaction() -> T:
-            try:
-                with self._transaction() as conn:
-                    return operation(conn)
-            except sqlite3.OperationalError as exc:
-                raise UnavailableError(f"job store unavailable: {exc}") from exc
-
-        return await asyncio.to_thread(in_transaction)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            if self._writer is None:
+                self._writer = GroupCommitWriter(
+                    lambda: self._open(self._busy_timeout_s),
+                    self._stats,
+                    name=f"sqlite-writer {self._path.name}",
+                )
+            self._writer.submit(Write(operation, loop, future))
+        return await future
 
     @staticmethod
     def _load(conn: sqlite3.Connection, job_id: str) -> Job | None:
         row = conn.execute("SELECT data FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return Job.from_dict(json.loads(row[0])) if row else None
+        return decode_job(row[0]) if row else None
 
     @staticmethod
     def _save(conn: sqlite3.Connection, job: Job) -> None:
@@ -192,7 +196,7 @@ class SqliteJobStore:
 
         def op(conn: sqlite3.Connection) -> JobPage:
             rows = conn.execute(query, (*args, limit + 1)).fetchall()
-            jobs = [Job.from_dict(json.loads(row[0])) for row in rows[:limit]]
+            jobs = [decode_job(row[0]) for row in rows[:limit]]
             more = len(rows) > limit
             next_cursor = encode_cursor(jobs[-1].created_at, jobs[-1].id) if more else None
             return JobPage(jobs, next_cursor)
@@ -294,7 +298,7 @@ class SqliteJobStore:
                 "ORDER BY j.created_at LIMIT ?",
                 (now, queued_before, now, limit),
             ).fetchall()
-            return [Job.from_dict(json.loads(row[0])) for row in rows]
+            return [decode_job(row[0]) for row in rows]
 
         return await self._read(op)
 
@@ -346,8 +350,12 @@ class SqliteJobStore:
         await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
+        """Commit the queued changes, stop the writer thread and close both connections.
+        The store reopens on its next use."""
         with self._lock:
-            for conn in (self._conn, self._reader):
-                if conn is not None:
-                    conn.close()
-            self._conn = self._reader = None
+            writer, self._writer = self._writer, None
+            reader, self._reader = self._reader, None
+        if writer is not None:
+            await writer.stop()
+        if reader is not None:
+            reader.close()
