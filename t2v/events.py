@@ -10,20 +10,20 @@ import asyncio
 import functools
 import json
 import logging
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Protocol
 
-import aiohttp
-from cloudevents.conversion import to_binary
 from cloudevents.exceptions import GenericException
 from cloudevents.http import CloudEvent, from_http
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from t2v.errors import MalformedEventError, UnavailableError
+from t2v.keepalive import ExchangeError, KeepAliveClient
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,43 @@ def make_event(
     }
     attributes.update(extensions or {})
     return CloudEvent(attributes, dict(data))
+
+
+# CloudEvents HTTP binding, binary mode: space, '"', '%' and anything outside printable
+# ASCII are percent-encoded (as UTF-8) in ce-* header values. t2v's own values (ids, types,
+# URLs, tenants) never need it, so the check is one regex search.
+_NEEDS_ENCODING = re.compile(r'[^\x21-\x7e]|["%]')
+
+
+def _header_value(value: object) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if _NEEDS_ENCODING.search(text) is None:
+        return text
+    return _NEEDS_ENCODING.sub(
+        lambda match: "".join(f"%{byte:02X}" for byte in match.group().encode()), text
+    )
+
+
+def binary_http(event: CloudEvent) -> tuple[dict[str, str], bytes]:
+    """``event`` as binary-mode HTTP headers and a JSON body.
+
+    What cloudevents' `to_binary` makes, for a tenth of its CPU: it was the largest single
+    cost of sending ``job.requested`` on every submit (BENCHMARKS.md, control plane).
+    """
+    headers: dict[str, str] = {}
+    for name, value in event.get_attributes().items():
+        if value is None or name == "data":
+            continue
+        if name == "datacontenttype":
+            headers["content-type"] = _header_value(value)
+        else:
+            headers[f"ce-{name}"] = _header_value(value)
+    data = event.get_data()
+    if data is None:
+        return headers, b""
+    if isinstance(data, bytes):
+        return headers, data
+    return headers, json.dumps(data).encode()
 
 
 def parse_event(headers: Mapping[str, str], body: bytes) -> CloudEvent:
@@ -115,35 +152,26 @@ class EventSink(Protocol):
 class HttpEventSink:
     """Posts events in binary mode to K_SINK (the Broker), retrying briefly on failure.
 
-    aiohttp rather than httpx: sending the event is most of submit's work, and aiohttp's
-    client costs a fraction of httpx's CPU per request (measured with py-spy under wrk,
-    BENCHMARKS.md).
+    Sending the event is a large part of submit's work, so it goes through the lean
+    kept-alive client in `t2v.keepalive` (why: that module and BENCHMARKS.md).
     """
 
     def __init__(self, url: str, *, attempts: int = 4, timeout_s: float = 10.0) -> None:
         self._url = url
         self._attempts = attempts
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use: a session belongs to the running event loop.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
+        self._client = KeepAliveClient(url, timeout_s=timeout_s)
 
     async def send(self, event: CloudEvent) -> None:
-        headers, body = to_binary(event)
+        headers, body = binary_http(event)
         delay = 0.1
         for attempt in range(1, self._attempts + 1):
             try:
-                async with self._client().post(self._url, headers=headers, data=body) as response:
-                    await response.read()
-                    if response.status < 300:
-                        return
-                    reason = f"HTTP {response.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                reason = repr(exc)
+                reply = await self._client.post(headers, body)
+                if reply.status < 300:
+                    return
+                reason = f"HTTP {reply.status}"
+            except ExchangeError as exc:
+                reason = str(exc)
             log.warning(
                 "event %s to %s failed (%s), attempt %d", event["type"], self._url, reason, attempt
             )
@@ -153,8 +181,7 @@ class HttpEventSink:
         raise UnavailableError(f"could not deliver {event['type']} to the broker: {reason}")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._client.close()
 
 
 class DiscardingEventSink:
