@@ -16,7 +16,7 @@ from t2v.errors import (
     NotFoundError,
     T2VError,
 )
-from t2v.metrics import metrics_response
+from t2v.metrics import ROUTE_SCOPE_KEY, metrics_response
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +57,22 @@ class Router:
             return error_response(error)
 
     async def _dispatch(self, request: Request) -> Response:
-        path = request.url.path.rstrip("/") or "/"
+        # The raw scope, not request.url: building a URL object costs more than routing.
+        path = request.scope["path"].rstrip("/") or "/"
+        method = request.scope["method"]
         allowed: list[str] = []
         for route in self._routes:
             match = route.pattern.match(path)
             if match is None:
                 continue
-            if route.method != request.method and not (
-                route.method == "GET" and request.method == "HEAD"
-            ):
+            if route.method != method and not (route.method == "GET" and method == "HEAD"):
                 allowed.append(route.method)
                 continue
+            request.scope[ROUTE_SCOPE_KEY] = route.template
             return await route.handler(request, **match.groupdict())
         if allowed:
-            raise MethodNotAllowedError(f"{request.method} is not allowed on {path}")
-        raise NotFoundError(f"no route for {request.method} {path}")
+            raise MethodNotAllowedError(f"{method} is not allowed on {path}")
+        raise NotFoundError(f"no route for {method} {path}")
 
 
 async def health(request: Request) -> Response:

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Literal
 
@@ -31,6 +31,8 @@ RETRIED_CODES = frozenset({404, 408, 409, 429})
 EVENT_ROUTES = frozenset({"/events", "/sweep", "/dead-letter"})
 # Label for paths that match no route: raw paths would make unbounded label sets.
 UNMATCHED_ROUTE = "other"
+# Where `t2v.http.Router` leaves the template of the route it dispatched to.
+ROUTE_SCOPE_KEY = "t2v.route"
 
 _HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _JOB_BUCKETS = (10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 450.0, 600.0, 900.0, 1200.0, 1800.0)
@@ -57,6 +59,25 @@ class Metrics:
     dead_letters: Counter
     generations: Counter
     artifact_cache_hits: Counter
+    # Labelled children of the per-request series, looked up once per label set:
+    # `labels()` validates and hashes its arguments on every call, a measurable share of
+    # a status read (BENCHMARKS.md, control plane).
+    _request_series: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def request_series(
+        self, function: str, route: str, method: str, code: int
+    ) -> tuple[Counter, Histogram]:
+        key = (function, route, method, code)
+        series = self._request_series.get(key)
+        if series is None:
+            series = (
+                self.http_requests.labels(function, route, method, str(code)),
+                self.http_request_duration.labels(function, route),
+            )
+            self._request_series[key] = series
+        return series
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -176,8 +197,9 @@ def metrics_response(
 def observe_request(function: str, route: str, method: str, code: int, seconds: float) -> None:
     """Count one answered request; ``route`` is the route template, not the raw path."""
     m = metrics()
-    m.http_requests.labels(function, route, method, str(code)).inc()
-    m.http_request_duration.labels(function, route).observe(seconds)
+    requests, duration = m.request_series(function, route, method, code)
+    requests.inc()
+    duration.observe(seconds)
     if route in EVENT_ROUTES and (code >= 500 or code in RETRIED_CODES):
         m.delivery_retries.labels(function).inc()
 
@@ -209,8 +231,10 @@ async def instrumented(
         code = response.status_code
         return response
     finally:
-        route = route_template(request.url.path, templates)
-        observe_request(function, route, request.method, code, time.perf_counter() - started)
+        scope = request.scope
+        # The Router records the template it matched; only unrouted requests are matched here.
+        route = scope.get(ROUTE_SCOPE_KEY) or route_template(scope["path"], templates)
+        observe_request(function, route, scope["method"], code, time.perf_counter() - started)
 
 
 def observe_phase(phase: Phase, seconds: float) -> None:

@@ -26,13 +26,14 @@ from t2v.jobs import Job, JobStatus
 from t2v.lifecycle import dead_letter_update, lifecycle_update
 from t2v.metrics import instrumented, metrics
 from t2v.ranges import parse_range
-from t2v.resources import job_resource
+from t2v.resources import RenderedJobs, job_resource
 from t2v.runtime import Lazy, lazy_runtime
 
 log = logging.getLogger("t2v.status")
 runtime = lazy_runtime("/t2v/status")
 router = Router()
 MAX_PAGE = 100
+rendered_jobs = RenderedJobs()
 PRESIGNED_EXPIRY_S = 3600
 
 
@@ -51,8 +52,8 @@ async def get_job(request: Request, job_id: str) -> Response:
     job = await _visible_job(request, job_id)
     position = await rt.store.queue_position(job)
     base = base_url(request, rt.settings.public_url)
-    workers = rt.settings.infer_workers
-    return JSONResponse(job_resource(job, base, queue_position=position, workers=workers))
+    body = rendered_jobs.body(job, base, queue_position=position, workers=rt.settings.infer_workers)
+    return Response(body, media_type="application/json")
 
 
 async def list_jobs(request: Request) -> Response:
