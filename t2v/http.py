@@ -85,11 +85,21 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 def base_url(request: Request, public_url: str | None) -> str:
-    """The URL clients reach the API at: configured, else the Host the request came to."""
+    """The URL clients reach the API at: configured, else the Host the request came to
+    (as a proxy forwarded it, if one did)."""
     if public_url:
         return public_url
-    headers = request.headers
-    # From the scope, not request.url: building a URL object costs more than the whole lookup.
-    scheme = headers.get("x-forwarded-proto") or request.scope.get("scheme", "http")
-    host = headers.get("x-forwarded-host") or headers.get("host") or request.url.netloc
-    return f"{scheme}://{host}"
+    # One pass over the raw ASGI headers (lower-case names): each Headers lookup would scan
+    # and decode them all again, and this runs on every status read.
+    found: dict[bytes, bytes] = {}
+    for name, value in request.scope["headers"]:
+        if name in _BASE_URL_HEADERS and name not in found:
+            found[name] = value
+    scheme = found.get(b"x-forwarded-proto", b"").decode("latin-1") or request.scope.get(
+        "scheme", "http"
+    )
+    host = (found.get(b"x-forwarded-host") or found.get(b"host") or b"").decode("latin-1")
+    return f"{scheme}://{host or request.url.netloc}"
+
+
+_BASE_URL_HEADERS = frozenset({b"x-forwarded-proto", b"x-forwarded-host", b"host"})

@@ -27,7 +27,7 @@ from t2v.lifecycle import dead_letter_update, lifecycle_update
 from t2v.metrics import instrumented, metrics
 from t2v.ranges import parse_range
 from t2v.resources import RenderedJobs, job_resource
-from t2v.runtime import Lazy, lazy_runtime
+from t2v.runtime import Lazy, Runtime, lazy_runtime
 
 log = logging.getLogger("t2v.status")
 runtime = lazy_runtime("/t2v/status")
@@ -37,9 +37,9 @@ rendered_jobs = RenderedJobs()
 PRESIGNED_EXPIRY_S = 3600
 
 
-async def _visible_job(request: Request, job_id: str) -> Job:
+async def _visible_job(request: Request, job_id: str, rt: Runtime | None = None) -> Job:
     """The job if the caller may see it; another tenant's job is as unknown as a missing one."""
-    rt = await runtime.get()
+    rt = rt or await runtime.get()
     principal = rt.keys.authenticate(request.headers.get("authorization"))
     job = await rt.store.get(job_id)
     if job is None or not rt.keys.can_see(principal, job.tenant):
@@ -49,7 +49,7 @@ async def _visible_job(request: Request, job_id: str) -> Job:
 
 async def get_job(request: Request, job_id: str) -> Response:
     rt = await runtime.get()
-    job = await _visible_job(request, job_id)
+    job = await _visible_job(request, job_id, rt)
     position = await rt.store.queue_position(job)
     base = base_url(request, rt.settings.public_url)
     body = rendered_jobs.body(job, base, queue_position=position, workers=rt.settings.infer_workers)
