@@ -48,7 +48,11 @@ def markdown(report: dict[str, Any]) -> str:
     lines.append("")
     for name, ratio in side["ratios"].items():
         verdict = "met" if ratio["met"] else "MISSED"
-        lines.append(f"- {name}: {ratio['ratio']:.2f} (target {ratio['target']:.2f}: {verdict})")
+        rounds = ", ".join(f"{value:.2f}" for value in ratio["rounds"])
+        lines.append(
+            f"- {name}: {ratio['ratio']:.2f}, median of the rounds' ratios {rounds} "
+            f"(target {ratio['target']:.2f}: {verdict})"
+        )
     generation = report.get("generation")
     if generation:
         lines += [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pathlib
 
-from bench.control_plane.wrk import RESULT_MARKER, parse_output
+from bench.control_plane.scenarios import paired_ratios
+from bench.control_plane.wrk import RESULT_MARKER, LoadResult, parse_output
 from tests.bench.runner import run_bench
 
 SAMPLE = (
@@ -48,3 +49,19 @@ def test_short_run_measures_every_scenario(report_path: pathlib.Path) -> None:
     assert generation["job_seconds"] > 0
     _check(generation["idle"])
     _check(generation["during_generation"])
+
+
+def test_ratios_pair_each_round_with_its_own_hello() -> None:
+    def result(requests: int) -> LoadResult:
+        return LoadResult(requests, 1.0, {}, 1.0, 1.0, 1.0, 1.0, 1.0)
+
+    # hello drifts 2x between rounds; each round's status keeps 3/4 of its own hello.
+    runs = {
+        "hello": [result(4000), result(8000), result(6000)],
+        "submit": [result(1000), result(2000), result(6000)],
+        "status": [result(3000), result(6000), result(4500)],
+    }
+    ratios = paired_ratios(runs)
+    assert ratios["status/hello"]["rounds"] == [0.75, 0.75, 0.75]
+    assert ratios["status/hello"]["ratio"] == 0.75 and ratios["status/hello"]["met"] is True
+    assert ratios["submit/hello"]["ratio"] == 0.25 and ratios["submit/hello"]["met"] is False
