@@ -25,7 +25,7 @@ from t2v.metrics import instrumented
 from t2v.ratelimit import SubmitLimiter
 from t2v.resources import job_resource
 from t2v.runtime import Lazy, Runtime, lazy_runtime
-from t2v.store import IdempotencyClaim
+from t2v.store import CreateResult, IdempotencyClaim
 
 log = logging.getLogger("t2v.submit")
 SOURCE = "/t2v/submit"
@@ -42,7 +42,7 @@ limiter: Lazy[SubmitLimiter] = Lazy(_build_limiter)
 
 async def _accept(
     rt: Runtime, body: bytes, *, principal: Principal, idempotency_key: str | None
-) -> tuple[Job, bool, dict[str, str]]:
+) -> tuple[CreateResult, dict[str, str]]:
     """Validate (nothing is stored on error), count against the tenant's limits, store."""
     settings = rt.settings
     params = normalize(body, profile=settings.model_profile)
@@ -64,7 +64,7 @@ async def _accept(
     result = await rt.store.create(job, claim)
     if result.created:
         await _request_generation(rt, result.job)
-    return result.job, result.created, rate_headers
+    return result, rate_headers
 
 
 async def _request_generation(rt: Runtime, job: Job) -> None:
@@ -84,14 +84,17 @@ async def create_job(request: Request) -> Response:
     if not content_type.split(";")[0].strip().lower().endswith("json"):
         raise UnsupportedMediaTypeError("send the job as application/json")
     body = await request.body()
-    job, created, rate_headers = await _accept(
+    result, rate_headers = await _accept(
         rt, body, principal=principal, idempotency_key=request.headers.get("idempotency-key")
     )
+    job = result.job
     base = base_url(request, rt.settings.public_url)
     headers = {"Location": f"{base}/v1/jobs/{job.id}", **rate_headers}
-    if not created:
+    if not result.created:
         headers["Idempotent-Replayed"] = "true"
-    position = await rt.store.queue_position(job)
+    position = result.queue_position
+    if position is None:
+        position = await rt.store.queue_position(job)
     return JSONResponse(
         job_resource(job, base, queue_position=position, workers=rt.settings.infer_workers),
         status_code=202,
@@ -130,7 +133,8 @@ async def receive_event(request: Request) -> Response:
     principal = rt.keys.event_principal(str(tenant) if tenant is not None else None)
     # A redelivered event has the same (source, id): it maps to the same job.
     key = f"ce:{event['source']}:{event['id']}"
-    job, _, _ = await _accept(rt, body, principal=principal, idempotency_key=key[:255])
+    result, _ = await _accept(rt, body, principal=principal, idempotency_key=key[:255])
+    job = result.job
     return JSONResponse({"job_id": job.id, "status": job.status.value}, status_code=202)
 
 

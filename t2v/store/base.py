@@ -22,6 +22,9 @@ class IdempotencyClaim:
 class CreateResult:
     job: Job
     created: bool
+    # The new job's queue position when the store could count it in the same transaction
+    # (SQLite); None means ask `queue_position`.
+    queue_position: int | None = None
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,9 @@ class SqliteJobStore:
                     ),
                 )
             self._save(conn, job)
-            return CreateResult(job, created=True)
+            # Counted here, in the writer thread: a read on the caller's thread would wait
+            # for the GIL behind the writer (BENCHMARKS.md, control plane).
+            return CreateResult(job, created=True, queue_position=self._queue_position(conn, job))
 
         return await self._run(op)
 
@@ -314,20 +316,20 @@ class SqliteJobStore:
         return await self._run(op)
 
     async def queue_position(self, job: Job) -> int | None:
+        return await self._read(lambda conn: self._queue_position(conn, job))
+
+    @staticmethod
+    def _queue_position(conn: sqlite3.Connection, job: Job) -> int | None:
         if job.status != JobStatus.QUEUED:
             return None
-
-        def op(conn: sqlite3.Connection) -> int:
-            # SQLite counts index entries one by one: stop at the cap, so a read deep in a
-            # long queue costs no more than one near its head.
-            row = conn.execute(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' "
-                "AND (created_at, id) < (?, ?) LIMIT ?)",
-                (job.created_at, job.id, QUEUE_POSITION_CAP - 1),
-            ).fetchone()
-            return int(row[0]) + 1
-
-        return await self._read(op)
+        # SQLite counts index entries one by one: stop at the cap, so a read deep in a long
+        # queue costs no more than one near its head.
+        row = conn.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' "
+            "AND (created_at, id) < (?, ?) LIMIT ?)",
+            (job.created_at, job.id, QUEUE_POSITION_CAP - 1),
+        ).fetchone()
+        return int(row[0]) + 1
 
     async def count(self, status: JobStatus) -> int:
         def op(conn: sqlite3.Connection) -> int:

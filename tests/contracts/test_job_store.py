@@ -407,3 +407,11 @@ async def test_stored_jobs_keep_every_field(job_store: JobStore) -> None:
     assert stored is not None
     assert stored.params == job.params and stored.phase == "denoising"
     assert stored.progress == Progress(1, 2, 8) and stored.started_at == T0 + 1
+
+
+async def test_a_position_given_at_creation_is_the_position_then(job_store: JobStore) -> None:
+    first, second = make_job(created_at=T0), make_job("globex", created_at=T0 + 1)
+    positions = [(await job_store.create(job)).queue_position for job in (first, second)]
+    # A store counts it in the creating transaction (SQLite) or leaves it to queue_position.
+    assert positions in ([1, 2], [None, None])
+    assert [await job_store.queue_position(job) for job in (first, second)] == [1, 2]
