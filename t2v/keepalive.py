@@ -151,11 +151,19 @@ class _Connection(asyncio.Protocol):
 class KeepAliveClient:
     """POSTs to one URL; idle connections are kept per event loop and reused."""
 
-    def __init__(self, url: str, *, timeout_s: float = 10.0, max_idle: int = 64) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 10.0,
+        max_idle: int = 64,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """``ssl_context`` for https URLs; the default verifies against the system CAs."""
         self._origin = _Origin.parse(url)
         self._timeout_s = timeout_s
         self._max_idle = max_idle
-        self._ssl = ssl.create_default_context() if self._origin.tls else None
+        self._ssl = (ssl_context or ssl.create_default_context()) if self._origin.tls else None
         self._idle: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Connection]] = (
             weakref.WeakKeyDictionary()
         )

@@ -4,10 +4,18 @@ request the way a test asks, and counts the connections it accepted."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
+import pathlib
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from t2v.keepalive import MAX_RESPONSE_BYTES, ExchangeError, KeepAliveClient
 
@@ -202,3 +210,54 @@ async def test_refused_connection_is_an_exchange_error() -> None:
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError, match="not an http"):
         KeepAliveClient("ftp://example/")
+
+
+def _self_signed(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_https_verifies_the_server_and_keeps_the_connection(tmp_path: pathlib.Path) -> None:
+    cert_path, key_path = _self_signed(tmp_path)
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert_path, key_path)
+    scripted = ScriptedServer(answers=[ok(201), ok(202)])
+    tcp = await asyncio.start_server(scripted.handle, "127.0.0.1", 0, ssl=server_side)
+    url = f"https://127.0.0.1:{tcp.sockets[0].getsockname()[1]}/events"
+    async with tcp:
+        trusting = ssl.create_default_context(cafile=str(cert_path))
+        client = KeepAliveClient(url, ssl_context=trusting)
+        assert (await client.post({}, b"a")).status == 201
+        assert (await client.post({}, b"b")).status == 202
+        assert scripted.connections == 1
+        await client.close()
+        # The default context trusts only the system CAs: a self-signed server is refused.
+        with pytest.raises(ExchangeError, match="cannot connect"):
+            await KeepAliveClient(url).post({}, b"c")
+        tcp.close()
