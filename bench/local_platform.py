@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import pathlib
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from t2v.local.processes import stop_process_group
 from t2v.model.tiny import build_tiny_mochi, is_built
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -48,17 +48,6 @@ def tiny_model(directory: pathlib.Path) -> pathlib.Path:
     if not is_built(directory, seed=TINY_SEED):
         build_tiny_mochi(directory, seed=TINY_SEED)
     return directory
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @contextlib.contextmanager
@@ -99,7 +88,7 @@ def local_platform(
             time.sleep(0.1)
         yield RunningPlatform(data_dir=data_dir, model_dir=model_dir, process=process)
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 def submit(client: httpx.Client, base: str, body: Mapping[str, object]) -> str:

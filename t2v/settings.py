@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from t2v.model.acceleration import (
     DEFAULT_COMPILE_BACKEND,
@@ -16,26 +17,26 @@ from t2v.model.acceleration import (
 
 DEFAULT_DATA_DIR = ".t2v/data"
 DEFAULT_TINY_MODEL = ".t2v/models/tiny-mochi"
+N = TypeVar("N", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, default: N, parse: Callable[[str], N]) -> N:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        kind = "an integer" if parse is int else "a number"
+        raise ValueError(f"{name} must be {kind} (got {raw!r})") from exc
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number (got {raw!r})") from exc
+    return _number(env, name, default, float)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer (got {raw!r})") from exc
+    return _number(env, name, default, int)
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

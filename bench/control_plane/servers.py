@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import httpx
+
+from t2v.local.processes import stop_process_group
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 HELLO_SOURCE = pathlib.Path(__file__).with_name("hello") / "main.py"
@@ -67,17 +68,6 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 def _wait_ready(process: subprocess.Popen[bytes], url: str, log: pathlib.Path) -> None:
     deadline = time.monotonic() + 60
     while True:
@@ -110,7 +100,7 @@ def _process(
         _wait_ready(process, ready_url, log)
         yield process
     finally:
-        _stop(process)
+        stop_process_group(process, grace_s=15)
 
 
 @contextlib.contextmanager

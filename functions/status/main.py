@@ -37,9 +37,8 @@ rendered_jobs = RenderedJobs()
 PRESIGNED_EXPIRY_S = 3600
 
 
-async def _visible_job(request: Request, job_id: str, rt: Runtime | None = None) -> Job:
+async def _visible_job(rt: Runtime, request: Request, job_id: str) -> Job:
     """The job if the caller may see it; another tenant's job is as unknown as a missing one."""
-    rt = rt or await runtime.get()
     principal = rt.keys.authenticate(request.headers.get("authorization"))
     job = await rt.store.get(job_id)
     if job is None or not rt.keys.can_see(principal, job.tenant):
@@ -49,7 +48,7 @@ async def _visible_job(request: Request, job_id: str, rt: Runtime | None = None)
 
 async def get_job(request: Request, job_id: str) -> Response:
     rt = await runtime.get()
-    job = await _visible_job(request, job_id, rt)
+    job = await _visible_job(rt, request, job_id)
     position = await rt.store.queue_position(job)
     base = base_url(request, rt.settings.public_url)
     body = rendered_jobs.body(job, base, queue_position=position, workers=rt.settings.infer_workers)
@@ -94,7 +93,7 @@ async def list_jobs(request: Request) -> Response:
 
 async def get_video(request: Request, job_id: str) -> Response:
     rt = await runtime.get()
-    job = await _visible_job(request, job_id)
+    job = await _visible_job(rt, request, job_id)
     if job.video is None:
         raise ConflictError(
             f"job {job_id} has no video (status {job.status.value})", code="video_not_ready"

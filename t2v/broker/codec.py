@@ -56,7 +56,12 @@ def read_event(headers: Mapping[str, str], body: bytes) -> CloudEvent:
 
 
 def write_binary(event: CloudEvent) -> tuple[dict[str, str], bytes]:
-    """Encode ``event`` in binary mode: ``ce-*`` headers and the data as the body."""
+    """Encode ``event`` in binary mode: ``ce-*`` headers and the data as the body.
+
+    The SDK's encoder, not `t2v.events.binary_http`: a broker passes attribute values on as
+    it received them, and `read_event` keeps them still percent-encoded (the SDK does not
+    decode them), so encoding them again would turn each ``%`` into ``%25``.
+    """
     headers, body = to_binary(event)
     return {key: str(value) for key, value in headers.items()}, _as_bytes(body)
 

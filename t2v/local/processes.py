@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -97,3 +98,17 @@ class FunctionProcess:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
+
+
+def stop_process_group(process: subprocess.Popen[bytes], *, grace_s: float = 20.0) -> None:
+    """SIGTERM the session ``process`` leads (so its children stop too, e.g. gunicorn's
+    workers), SIGKILL it after ``grace_s``. For processes started with
+    ``start_new_session=True``: `t2v local` from the benches and tests, servers under load."""
+    if process.poll() is not None:
+        return
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()

@@ -16,6 +16,8 @@ import httpx
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
+from t2v.local.processes import stop_process_group
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("succeeded", "failed", "canceled")
 
@@ -70,14 +72,8 @@ class Platform:
 
     def stop(self) -> None:
         self.client.close()
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process_group(self.process)
 
     def state(self) -> dict[str, Any]:
         return dict(json.loads((self.data_dir / "local.json").read_text()))
