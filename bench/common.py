@@ -39,10 +39,19 @@ def machine_basics() -> dict[str, object]:
     }
 
 
+def write_json(report: Mapping[str, Any], out: pathlib.Path | None) -> None:
+    """Write the JSON report where `--out` says (whole: a reader never sees half a file)."""
+    if out is None:
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(out)
+
+
 def emit(report: Mapping[str, Any], text: str, out: pathlib.Path | None) -> None:
     """Print the markdown and write the JSON report where `--out` says."""
     print(text)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(report, out)
         print(f"\nJSON report: {out}")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 if __package__ in (None, ""):
@@ -40,7 +41,7 @@ if __package__ in (None, ""):
 
 import torch
 
-from bench.common import emit
+from bench.common import emit, write_json
 from bench.mochi import options as opts
 from bench.mochi import stages
 from bench.mochi.models import MochiModels, build_models, step_flops, visual_tokens
@@ -54,12 +55,16 @@ FPS = 30
 
 
 def _stage_dict(fn: Any, device: str, repeats: int) -> tuple[dict[str, object], Any]:
-    """A stage's timing, or its failure (an untiled decode that runs out of memory)."""
+    """A stage's timing, or why it has none (an untiled decode that runs out of memory, a
+    kernel that fails): one stage's failure is a finding, and the run goes on."""
     try:
         timing = time_call(fn, device=device, repeats=repeats, warmup_runs=0)
     except torch.OutOfMemoryError:
         release_memory(device)
         return {"status": "out of memory"}, None
+    except Exception as error:
+        release_memory(device)
+        return {"status": "failed", "reason": f"{type(error).__name__}: {error}"}, None
     return {"status": "ok", **timing.as_dict()}, timing.result
 
 
@@ -77,11 +82,27 @@ def _decode(models: MochiModels, latents: torch.Tensor, *, tiled: bool) -> Any:
     return lambda: stages.decode_latents(models.vae, latents)
 
 
-def _size(
-    args: argparse.Namespace, models: MochiModels, frames: int, embeds: torch.Tensor, mask: Any
-) -> tuple[dict[str, object], Timing, stages.StepInputs]:
-    import rust_infer
+def _encode_mp4(decoded: torch.Tensor) -> tuple[dict[str, object], bytes]:
+    try:
+        import rust_infer
+    except ImportError:
+        return {"status": "skipped: rust_infer not installed"}, b""
+    frames_u8 = stages.video_frames(decoded)
+    return _stage_dict(lambda: rust_infer.encode_mp4(frames_u8, FPS), "cpu", 1)
 
+
+@dataclass
+class _Size:
+    """One video size: its report row, and what later stages need from its step."""
+
+    row: dict[str, Any]
+    step: Timing
+    inputs: stages.StepInputs
+
+
+def _step_stage(
+    args: argparse.Namespace, models: MochiModels, frames: int, embeds: torch.Tensor, mask: Any
+) -> _Size:
     dtype = models.transformer.dtype
     inputs = stages.step_inputs(
         models, frames=frames, height=args.height, width=args.width,
@@ -98,53 +119,48 @@ def _size(
         repeats=args.repeats,
     )
     achieved = flops / step.median_s / 1e12
-    tiled, decoded = _stage_dict(_decode(models, inputs.latents, tiled=True), args.device, 1)
-    untiled, whole = _stage_dict(_decode(models, inputs.latents, tiled=False), args.device, 1)
-    decoded = decoded if decoded is not None else whole
-    del whole
-    mp4: dict[str, object] = {"status": "no decoded video"}
-    video = b""
-    if decoded is not None:
-        frames_u8 = stages.video_frames(decoded)
-        mp4, video = _stage_dict(lambda: rust_infer.encode_mp4(frames_u8, FPS), "cpu", 1)
-    # The 64-step video as production makes it: steps, tiled decode, encode (+ text, later).
-    video_s: float | None = None
-    if tiled["status"] == "ok" and mp4["status"] == "ok":
-        video_s = VIDEO_STEPS * step.median_s + _seconds(tiled) + _seconds(mp4)
-    row: dict[str, object] = {
+    row: dict[str, Any] = {
         "frames": frames,
         "visual_tokens": tokens,
         "step": step.as_dict(),
         "step_tflop": flops / 1e12,
         "achieved_tflops": achieved,
         "mfu": achieved / args.peak_tflops if args.peak_tflops else None,
-        "vae_decode_tiled": tiled,
-        "vae_decode_untiled": untiled,
-        "mp4_encode": mp4,
-        "mp4_bytes": len(video),
-        "video_64_steps_s": video_s,
+        "vae_decode_tiled": None,
+        "vae_decode_untiled": None,
+        "mp4_encode": None,
+        "mp4_bytes": 0,
+        "video_64_steps_s": None,
     }
-    return row, step, inputs
+    return _Size(row=row, step=step, inputs=inputs)
 
 
-def _options(
-    args: argparse.Namespace, models: MochiModels, step: Timing, inputs: stages.StepInputs
-) -> dict[str, object]:
-    ctx = opts.OptionContext(
-        transformer=models.transformer,
-        inputs=inputs,
-        device=args.device,
-        repeats=args.repeats,
-        cache_steps=args.cache_steps,
-        cache_threshold=args.cache_threshold,
-        baseline=step,
-        compile_backend=args.compile_backend,
-    )
-    results = [opts.run_option(name, ctx).as_dict() for name in args.options]
-    return {"frames": args.option_frames, "baseline": step.as_dict(), "results": results}
+def _tiled_decode_stage(
+    args: argparse.Namespace, models: MochiModels, size: _Size, text_s: float
+) -> None:
+    """Tiled decode (production's path) and MP4 encode, and the 64-step video time they give:
+    one prompt encoding, 64 steps, one decode, one encode."""
+    row = size.row
+    tiled, decoded = _stage_dict(_decode(models, size.inputs.latents, tiled=True), args.device, 1)
+    row["vae_decode_tiled"] = tiled
+    if decoded is None:
+        row["mp4_encode"] = {"status": "no decoded video"}
+        return
+    row["mp4_encode"], video = _encode_mp4(decoded)
+    row["mp4_bytes"] = len(video)
+    del decoded
+    if row["mp4_encode"]["status"] == "ok":
+        row["video_64_steps_s"] = (
+            text_s + VIDEO_STEPS * size.step.median_s + _seconds(tiled)
+            + _seconds(row["mp4_encode"])
+        )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Stages in order of what matters most, the report written out after each one, so a run
+    cut short (a GPU lease ends) still leaves every figure it got: the largest size's step,
+    then the options at that size, then the decodes, and untiled decodes (which may not fit)
+    last. The other sizes' steps come before the options, which change the transformer."""
     dtype = torch.float32 if args.tiny else torch.bfloat16
     models = build_models(tiny=args.tiny, device=args.device, dtype=dtype)
     if args.tiny:
@@ -166,16 +182,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "text_encoding": text.as_dict(),
         "sizes": [],
         "options": None,
+        "complete": False,
     }
-    for frames in sorted(set(args.frames)):  # smallest first: it warms the kernels up
-        row, step, inputs = _size(args, models, frames, embeds, mask)
-        video_s = row["video_64_steps_s"]
-        if isinstance(video_s, float):
-            row["video_64_steps_s"] = video_s + text.median_s  # one prompt encoding per video
-        report["sizes"].append(row)
-        if frames == args.option_frames and args.options:
-            report["options"] = _options(args, models, step, inputs)
+    sizes: dict[int, _Size] = {}
+
+    def checkpoint(stage: str) -> None:
+        report["sizes"] = [sizes[frames].row for frames in sorted(sizes)]
+        write_json(report, args.out)
+        print(f"[gpu_mochi] done: {stage}", flush=True)
+
+    checkpoint("text encoding")
+    for frames in sorted(set(args.frames), reverse=True):
+        sizes[frames] = _step_stage(args, models, frames, embeds, mask)
+        checkpoint(f"step at {frames} frames")
+    if args.options and args.option_frames in sizes:
+        size = sizes[args.option_frames]
+        ctx = opts.OptionContext(
+            transformer=models.transformer,
+            inputs=size.inputs,
+            device=args.device,
+            repeats=args.repeats,
+            cache_steps=args.cache_steps,
+            cache_threshold=args.cache_threshold,
+            baseline=size.step,
+            compile_backend=args.compile_backend,
+        )
+        results: list[dict[str, object]] = []
+        report["options"] = {
+            "frames": args.option_frames, "baseline": size.step.as_dict(), "results": results,
+        }  # fmt: skip
+        for name in args.options:
+            results.append(opts.run_option(name, ctx).as_dict())
+            checkpoint(f"option {name}")
+    for frames in sorted(sizes, reverse=True):
+        _tiled_decode_stage(args, models, sizes[frames], text.median_s)
         release_memory(args.device)
+        checkpoint(f"tiled decode at {frames} frames")
+    for frames in sorted(sizes):
+        latents = sizes[frames].inputs.latents
+        untiled, _ = _stage_dict(_decode(models, latents, tiled=False), args.device, 1)
+        sizes[frames].row["vae_decode_untiled"] = untiled
+        release_memory(args.device)
+        checkpoint(f"untiled decode at {frames} frames")
+    report["complete"] = True
     return report
 
 
