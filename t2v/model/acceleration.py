@@ -1,9 +1,12 @@
-"""Opt-in speed options for the Mochi transformer, applied once when infer loads the model.
+"""Speed options for the Mochi transformer, applied once when infer loads the model.
 
-None is on by default: the plain diffusers pipeline is the configuration whose output has been
-checked, and no option has been timed on a GPU yet (``bench/gpu_mochi.py`` times each one and
-measures how far its output moves from the plain step's). torch is imported inside the
-functions, so that ``t2v.settings`` can validate the option names without the model stack.
+On CUDA the default is ``compile`` (each transformer block compiled): on an H200 it made
+Mochi-1's 163-frame step 1.23x faster, and its output moved from the plain step's by no
+more than swapping the attention kernel moves it (BENCHMARKS.md, ``bench/gpu_mochi.py``).
+fp8 (slower without compilation, and not traceable by torch 2.11's compiler under torchao)
+and the first-block cache (whose hit rate needs trained weights to measure) stay opt-in. On
+a CPU the default is none. torch is imported inside the functions, so that ``t2v.settings``
+can validate the option names without the model stack.
 """
 
 from __future__ import annotations
@@ -31,18 +34,27 @@ class AccelerationUnavailable(RuntimeError):
     """An option cannot run in this process; the message says why."""
 
 
+def default_acceleration(device: str) -> tuple[str, ...]:
+    """What runs when T2V_ACCELERATION is unset: the measured-best configuration on CUDA."""
+    return (COMPILE,) if device.startswith("cuda") else ()
+
+
 @dataclass(frozen=True)
 class AccelerationConfig:
-    names: tuple[str, ...] = ()
+    # None: the device's default (``default_acceleration``); () turns every option off.
+    names: tuple[str, ...] | None = None
     # T2V_COMPILE_BACKEND; CPU tests use "eager" (traces the graph, generates no code).
     compile_backend: str = DEFAULT_COMPILE_BACKEND
     fbc_threshold: float = DEFAULT_FBC_THRESHOLD
 
     def __post_init__(self) -> None:
-        if self.names != parse_acceleration(",".join(self.names)):
+        if self.names is not None and self.names != parse_acceleration(",".join(self.names)):
             raise ValueError(f"names must come from parse_acceleration, got {self.names}")
         if not self.fbc_threshold > 0:
             raise ValueError(f"T2V_FBC_THRESHOLD must be > 0 (got {self.fbc_threshold})")
+
+    def names_on(self, device: str) -> tuple[str, ...]:
+        return default_acceleration(device) if self.names is None else self.names
 
 
 def parse_acceleration(text: str) -> tuple[str, ...]:
@@ -105,11 +117,12 @@ def check_acceleration(config: AccelerationConfig, *, device: str) -> None:
     Cheap: load_model calls it before reading any weights, so a misconfigured worker fails
     at once instead of after minutes of loading.
     """
-    if FP8 in config.names:
+    names = config.names_on(device)
+    if FP8 in names:
         reason = fp8_unavailable_reason(device)
         if reason is not None:
             raise AccelerationUnavailable(f"{FP8}: {reason}")
-    if FIRST_BLOCK_CACHE in config.names:
+    if FIRST_BLOCK_CACHE in names:
         try:
             _first_block_cache_class()
         except AccelerationUnavailable as error:
@@ -117,23 +130,49 @@ def check_acceleration(config: AccelerationConfig, *, device: str) -> None:
 
 
 def apply_acceleration(pipe: Any, config: AccelerationConfig, *, device: str) -> dict[str, str]:
-    """Apply ``config.names`` to ``pipe.transformer`` in place; returns what each one did.
+    """Apply ``config.names_on(device)`` to ``pipe.transformer`` in place; returns what each
+    one did.
 
     Raises AccelerationUnavailable, naming the option and the reason, before changing
     anything when one of them cannot run here.
     """
     check_acceleration(config, device=device)
+    names = config.names_on(device)
     transformer = pipe.transformer
     applied: dict[str, str] = {}
-    if FP8 in config.names:
+    if FP8 in names:
         quantize_fp8(transformer)
         applied[FP8] = "torchao float8 weights and dynamic activations, per-row scales"
-    if FIRST_BLOCK_CACHE in config.names:
+    if FIRST_BLOCK_CACHE in names:
         transformer.enable_cache(first_block_cache_config(transformer, config.fbc_threshold))
         applied[FIRST_BLOCK_CACHE] = f"threshold {config.fbc_threshold}"
-    if COMPILE in config.names:
-        # In place (nn.Module.compile) rather than torch.compile's wrapper: the pipeline and
-        # the cache hooks keep addressing the transformer by its own class.
-        transformer.compile(backend=config.compile_backend)
-        applied[COMPILE] = f"torch.compile, backend {config.compile_backend}, mode default"
+    if COMPILE in names:
+        count = compile_blocks(transformer, config.compile_backend)
+        applied[COMPILE] = (
+            f"torch.compile of each of the {count} transformer blocks, "
+            f"backend {config.compile_backend}, mode default"
+        )
     return applied
+
+
+def compile_blocks(transformer: Any, backend: str) -> int:
+    """Regional compilation: compile each transformer block in place; returns how many.
+
+    The 48 blocks share one class, so dynamo compiles that code once and every block reuses
+    it: minutes less warm-up than tracing the whole 10-billion-parameter model as one graph,
+    for the same fused kernels inside each block. In place (``nn.Module.compile``) rather than
+    torch.compile's wrapper, so the pipeline and the cache hooks keep addressing each block
+    by its own class.
+    """
+    blocks = list(transformer.transformer_blocks)
+    for block in blocks:
+        block.compile(backend=backend)
+    return len(blocks)
+
+
+def uncompile_blocks(transformer: Any) -> None:
+    """Undo ``compile_blocks`` (the benchmark times the same model with and without it)."""
+    for block in transformer.transformer_blocks:
+        # nn.Module.compile stores the compiled call on the instance; without it the class
+        # default (None) makes the module call its plain forward again.
+        block.__dict__.pop("_compiled_call_impl", None)
