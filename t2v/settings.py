@@ -52,11 +52,18 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw in _TRUE
 
 
+def _acceleration_names(raw: str | None) -> tuple[str, ...] | None:
+    # Unset: the device's default (compile on CUDA); set to "" or "none": no option.
+    if raw is None:
+        return None
+    return () if raw.strip().lower() == "none" else parse_acceleration(raw)
+
+
 def _acceleration(env: Mapping[str, str]) -> AccelerationConfig:
     threshold = _float(env, "T2V_FBC_THRESHOLD", DEFAULT_FBC_THRESHOLD)
     try:
         return AccelerationConfig(
-            names=parse_acceleration(env.get("T2V_ACCELERATION") or ""),
+            names=_acceleration_names(env.get("T2V_ACCELERATION")),
             compile_backend=env.get("T2V_COMPILE_BACKEND") or DEFAULT_COMPILE_BACKEND,
             fbc_threshold=threshold,
         )

@@ -111,6 +111,24 @@ def test_settings_read_the_options() -> None:
     assert settings.warmup is False
 
 
+def test_unset_means_compile_on_cuda_and_nothing_on_cpu() -> None:
+    default = Settings.from_env({}).acceleration
+    assert default.names is None
+    assert default.names_on("cuda") == (COMPILE,)
+    assert default.names_on("cuda:1") == (COMPILE,)
+    assert default.names_on("cpu") == ()
+
+
+@pytest.mark.parametrize("raw", ["", "none", " None "])
+def test_every_option_can_be_turned_off_on_cuda_too(raw: str) -> None:
+    assert Settings.from_env({"T2V_ACCELERATION": raw}).acceleration.names_on("cuda") == ()
+
+
+def test_a_cpu_worker_loads_the_plain_model_by_default(tiny_model_dir: pathlib.Path) -> None:
+    model = load_model(str(tiny_model_dir), device="cpu", acceleration=AccelerationConfig())
+    assert dict(model.acceleration) == {}
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
