@@ -25,6 +25,7 @@ from t2v.jobs import Job, JobStatus, JobUpdate, cancel, decode_job, merge
 from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, Lease
 from t2v.store.cursor import decode_cursor, encode_cursor
 from t2v.store.group_commit import GroupCommitStats, GroupCommitWriter, Write
+from t2v.store.read_cache import VersionedReadCache
 
 T = TypeVar("T")
 # Queue positions past this are reported as this (a lower bound): see queue_position.
@@ -71,6 +72,8 @@ class SqliteJobStore:
         self._writer: GroupCommitWriter | None = None
         self._reader: sqlite3.Connection | None = None
         self._stats = GroupCommitStats()
+        # Job reads and queue positions, answered from memory until anything commits.
+        self._read_cache = VersionedReadCache()
 
     @classmethod
     def from_url(cls, url: str) -> SqliteJobStore:
@@ -170,7 +173,11 @@ class SqliteJobStore:
         return await self._run(op)
 
     async def get(self, job_id: str) -> Job | None:
-        return await self._read(lambda conn: self._load(conn, job_id))
+        return await self._read(
+            lambda conn: self._read_cache.read(
+                conn, ("job", job_id), lambda: self._load(conn, job_id)
+            )
+        )
 
     async def list(
         self,
@@ -316,7 +323,10 @@ class SqliteJobStore:
         return await self._run(op)
 
     async def queue_position(self, job: Job) -> int | None:
-        return await self._read(lambda conn: self._queue_position(conn, job))
+        key = ("queue_position", job.id, job.status, job.created_at)
+        return await self._read(
+            lambda conn: self._read_cache.read(conn, key, lambda: self._queue_position(conn, job))
+        )
 
     @staticmethod
     def _queue_position(conn: sqlite3.Connection, job: Job) -> int | None:
