@@ -250,8 +250,11 @@ async def test_a_compiled_model_compiles_before_ready_not_in_the_first_job(
     assert list(model.acceleration) == [COMPILE]
     compiled_in_warmup = _compiled_graphs()
     assert compiled_in_warmup > 0
-    # A job with the profile's defaults (what most jobs ask for) compiles nothing new.
+    # Jobs with the profile's defaults (what most jobs ask for) compile nothing new, whatever
+    # their prompts' lengths (the text tokens are the one shape that changes from job to job).
     defaults = rust_infer.profile_defaults(model.profile)
     geometry = {key: defaults[key] for key in ("num_frames", "height", "width")}
-    generate(model, _params(prompt="a cat", seed=9, **geometry), no_step_hook)
-    assert _compiled_graphs() == compiled_in_warmup
+    prompts = ["a cat", "a red fox running through a snowy forest at night under the stars"]
+    for seed, prompt in enumerate(prompts):
+        generate(model, _params(prompt=prompt, seed=seed, **geometry), no_step_hook)
+        assert _compiled_graphs() == compiled_in_warmup
