@@ -65,3 +65,20 @@ def test_ratios_pair_each_round_with_its_own_hello() -> None:
     assert ratios["status/hello"]["rounds"] == [0.75, 0.75, 0.75]
     assert ratios["status/hello"]["ratio"] == 0.75 and ratios["status/hello"]["met"] is True
     assert ratios["submit/hello"]["ratio"] == 0.25 and ratios["submit/hello"]["met"] is False
+
+
+def test_parts_price_each_part_of_submit(report_path: pathlib.Path) -> None:
+    report = run_bench(
+        ["-m", "bench.control_plane.parts", "--duration", "1", "--rounds", "1",
+         "--connections", "4"],
+        report_path,
+    )  # fmt: skip
+    variants = report["variants"]
+    assert list(variants) == [
+        "hello", "accept", "accept+event", "accept+store", "accept+store+event", "submit",
+    ]  # fmt: skip
+    for row in variants.values():
+        assert row["errors"] == 0
+        assert row["requests_per_s"] > 0
+        assert row["cpu_ms_per_request"] > 0
+    assert variants["accept"]["cpu_ms_over_accept"] == 0
