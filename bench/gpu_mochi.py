@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,6 +157,34 @@ def _tiled_decode_stage(
         )  # fmt: skip
 
 
+def _options_stage(
+    args: argparse.Namespace,
+    models: MochiModels,
+    size: _Size,
+    report: dict[str, Any],
+    checkpoint: Callable[[str], None],
+) -> None:
+    """Each option against the plain step at this size, into ``report["options"]``, which is
+    written out after each one."""
+    ctx = opts.OptionContext(
+        transformer=models.transformer,
+        inputs=size.inputs,
+        device=args.device,
+        repeats=args.repeats,
+        cache_steps=args.cache_steps,
+        cache_threshold=args.cache_threshold,
+        baseline=size.step,
+        compile_backend=args.compile_backend,
+    )
+    results: list[dict[str, object]] = []
+    report["options"] = {
+        "frames": args.option_frames, "baseline": size.step.as_dict(), "results": results,
+    }  # fmt: skip
+    for name in args.options:
+        results.append(opts.run_option(name, ctx).as_dict())
+        checkpoint(f"option {name}")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Stages in order of what matters most, the report written out after each one, so a run
     cut short (a GPU lease ends) still leaves every figure it got: the largest size's step,
@@ -196,24 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sizes[frames] = _step_stage(args, models, frames, embeds, mask)
         checkpoint(f"step at {frames} frames")
     if args.options and args.option_frames in sizes:
-        size = sizes[args.option_frames]
-        ctx = opts.OptionContext(
-            transformer=models.transformer,
-            inputs=size.inputs,
-            device=args.device,
-            repeats=args.repeats,
-            cache_steps=args.cache_steps,
-            cache_threshold=args.cache_threshold,
-            baseline=size.step,
-            compile_backend=args.compile_backend,
-        )
-        results: list[dict[str, object]] = []
-        report["options"] = {
-            "frames": args.option_frames, "baseline": size.step.as_dict(), "results": results,
-        }  # fmt: skip
-        for name in args.options:
-            results.append(opts.run_option(name, ctx).as_dict())
-            checkpoint(f"option {name}")
+        _options_stage(args, models, sizes[args.option_frames], report, checkpoint)
     for frames in sorted(sizes, reverse=True):
         _tiled_decode_stage(args, models, sizes[frames], text.median_s)
         release_memory(args.device)

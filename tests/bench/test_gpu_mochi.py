@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 from types import SimpleNamespace
 
@@ -74,3 +75,30 @@ def test_tiny_run_reports_every_stage_and_option(report_path: pathlib.Path) -> N
     for name in ("torch-compile", "first-block-cache", "combined"):
         assert results[name]["status"] == "ok"
     assert results["first-block-cache"]["steps_fully_computed"] >= 1
+
+
+class _LeaseEnded(Exception):
+    pass
+
+
+def test_a_run_cut_short_leaves_every_figure_it_got(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GPU lease can end mid-run: what ran before the cut is on disk already."""
+    from bench import gpu_mochi
+
+    def lease_ends(*_: object) -> None:
+        raise _LeaseEnded
+
+    monkeypatch.setattr(gpu_mochi, "_tiled_decode_stage", lease_ends)
+    out = tmp_path / "cut.json"
+    args = ["--tiny", "--frames", "7", "--repeats", "1", "--options", "sdpa-flash"]
+    with pytest.raises(_LeaseEnded):
+        gpu_mochi.main([*args, "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert report["complete"] is False
+    (size,) = report["sizes"]
+    assert size["step"]["median_s"] > 0
+    assert size["vae_decode_tiled"] is None  # the stage the lease cut
+    (option,) = report["options"]["results"]
+    assert option["name"] == "sdpa-flash" and option["status"] == "ok"
