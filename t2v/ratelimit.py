@@ -123,7 +123,6 @@ class SubmitLimiter:
                 f"tenant has {self._max_active} unfinished jobs, the most allowed at once; "
                 "wait for one to finish or cancel one",
                 retry_after_s=retry,
-                headers={"Retry-After": str(retry)},
             )
             error.code = "too_many_active_jobs"
             raise error
@@ -140,5 +139,5 @@ class SubmitLimiter:
             f"more than {self._rate.amount} submissions per {self._rate.get_expiry()} s; "
             f"retry in {retry} s",
             retry_after_s=retry,
-            headers={**headers, "Retry-After": str(retry)},
+            headers=headers,
         )

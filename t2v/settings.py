@@ -121,7 +121,8 @@ class Settings:
             gpu=env.get("T2V_GPU") or ("cpu-tiny" if profile == "tiny" else "h100"),
             # How many generations run at once (infer's max-scale): for queue ETAs.
             infer_workers=max(1, _int(env, "T2V_INFER_WORKERS", 1)),
-            # Speed options for infer's transformer; none by default (docs/architecture.md).
+            # Speed options for infer's transformer: unset, the device's default (compile on
+            # CUDA, none on a CPU; docs/architecture.md).
             acceleration=_acceleration(env),
             # One short generation before infer reports ready, so no job pays for warm-up.
             warmup=_flag(env, "T2V_WARMUP", True),

@@ -323,7 +323,9 @@ class SqliteJobStore:
         return await self._run(op)
 
     async def queue_position(self, job: Job) -> int | None:
-        key = ("queue_position", job.id, job.status, job.created_at)
+        if job.status != JobStatus.QUEUED:
+            return None  # most status reads: nothing to count, nothing to ask the database
+        key = ("queue_position", job.id, job.created_at)
         return await self._read(
             lambda conn: self._read_cache.read(conn, key, lambda: self._queue_position(conn, job))
         )

@@ -26,27 +26,15 @@ from t2v.model.acceleration import (
 from t2v.model.pipeline import LoadedModel, generate, load_model, no_step_hook
 from t2v.settings import Settings
 from t2v.worker.models import ModelHolder, warmup_params
-from tests.model.hooks import Canceled
+from tests.model.hooks import STEPS, Canceled, job_params
 
-STEPS = 2
 # Far above diffusers' 0.05, which the tiny random model never meets (every step computes):
 # at 0.5 the second of two steps reuses the first's residuals, so the cache visibly works.
 SKIPPING_THRESHOLD = 0.5
 
 
 def _params(**overrides: object) -> dict[str, object]:
-    params: dict[str, object] = {
-        "prompt": "a red fox running through a snowy forest",
-        "negative_prompt": "",
-        "num_frames": 7,
-        "width": 64,
-        "height": 32,
-        "num_inference_steps": STEPS,
-        "guidance_scale": 4.5,
-        "seed": 3,
-    }
-    params.update(overrides)
-    return params
+    return job_params({"num_frames": 7, "width": 64, "height": 32, "seed": 3}, overrides)
 
 
 def _cancel_after_first_step(

@@ -15,25 +15,13 @@ import pytest
 
 from t2v.model.manifest import MANIFEST_FILE, config_digest, read_manifest
 from t2v.model.pipeline import LoadedModel, frames_to_uint8, generate, load_model, no_step_hook
-from tests.model.hooks import Canceled
-
-STEPS = 2
+from tests.model.hooks import Canceled, job_params
 
 
 def _params(**overrides: object) -> dict[str, object]:
-    params: dict[str, object] = {
-        "prompt": "a red fox running through a snowy forest",
-        "negative_prompt": "",
-        "num_frames": 19,
-        "width": 224,
-        "height": 128,
-        "fps": 30,
-        "num_inference_steps": STEPS,
-        "guidance_scale": 4.5,
-        "seed": 11,
-    }
-    params.update(overrides)
-    return params
+    return job_params(
+        {"num_frames": 19, "width": 224, "height": 128, "fps": 30, "seed": 11}, overrides
+    )
 
 
 @pytest.fixture(scope="module")
