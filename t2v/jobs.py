@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import uuid
+import secrets
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -44,7 +45,12 @@ PHASES = ("starting", "denoising", "decoding", "encoding", "uploading")
 
 
 def new_job_id() -> str:
-    return "job_" + uuid.uuid4().hex
+    """``job_`` and 32 hex digits: the time in milliseconds (12), then 80 random bits (20).
+
+    Time first, as in UUIDv7: a new job's id lands at the end of the store's id index, not
+    on a random page of it, which took about a fifth of SQLite's insert cost per job.
+    """
+    return f"job_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 @dataclass(frozen=True)
@@ -134,7 +140,7 @@ class Job:
 
 @functools.lru_cache(maxsize=4096)
 def decode_job(text: str | bytes) -> Job:
-    """The job stored as ``text`` (`json.dumps(job.to_dict())`).
+    """The job stored as ``text`` (`job.to_dict()` as JSON).
 
     Clients poll the same unchanged job again and again, and decoding it was a large share
     of a status read. Jobs are immutable (nothing mutates one; changes make a new one), so

@@ -2,7 +2,7 @@
 its own savepoint, and every caller gets its own outcome on its own event loop.
 
 To make a batch on purpose, another connection holds the file's write lock while the
-store's writer waits in `BEGIN IMMEDIATE` with one change; everything queued meanwhile goes
+store's first batch (one change) retries `BEGIN IMMEDIATE`; everything queued meanwhile goes
 into its next batch.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import sqlite3
 import threading
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVarTuple
@@ -207,9 +207,11 @@ class _CountingLoop(asyncio.SelectorEventLoop):
         return super().call_soon_threadsafe(callback, *args, context=context)
 
 
-async def test_callers_on_two_loops_share_a_batch_and_each_loop_is_woken_once(
+async def test_callers_on_two_loops_commit_on_their_own_loops_and_wait_out_each_other(
     store: SqliteJobStore, tmp_path: Path
 ) -> None:
+    """Two threads' loops share the store: each commits its own batch on its own loop
+    (nothing crosses threads), and a loop that finds the file locked retries until free."""
     per_loop = 10
     queued = [threading.Event(), threading.Event()]
     outcomes: list[tuple[list[Job], list[CreateResult], int]] = []
@@ -240,10 +242,11 @@ async def test_callers_on_two_loops_share_a_batch_and_each_loop_is_woken_once(
     assert len(outcomes) == 2
     for jobs, results, wakeups in outcomes:
         assert [result.job for result in results] == jobs
-        assert wakeups == 1
+        assert wakeups == 0
         for job in jobs:
             assert await store.get(job.id) == job
-    assert store.group_commit_stats.largest_batch == 2 * per_loop
+    stats = store.group_commit_stats
+    assert (stats.batches, stats.largest_batch) == (3, per_loop)  # the held one, then one each
 
 
 async def test_a_caller_cancelled_while_queued_leaves_the_others_and_the_loop_clean(
@@ -264,26 +267,18 @@ async def test_a_caller_cancelled_while_queued_leaves_the_others_and_the_loop_cl
     assert loop_errors == []
 
 
-def writer_threads(name: str) -> list[threading.Thread]:
-    return [thread for thread in threading.enumerate() if thread.name == f"sqlite-writer {name}"]
-
-
-async def test_close_commits_what_is_queued_stops_the_thread_and_the_store_reopens(
-    tmp_path: Path,
-) -> None:
-    name = f"{uuid.uuid4().hex}.db"
-    store = SqliteJobStore(tmp_path / name)
-    assert writer_threads(name) == []  # started lazily, on the first change
+async def test_close_commits_what_is_queued_and_the_store_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    store = SqliteJobStore(path)
     queued_job = make_job()
-    async with writer_held(store, tmp_path / name) as held:
-        [thread] = writer_threads(name)
+    async with writer_held(store, path) as held:
         [queued] = queue_now(store.create(queued_job))
         await asyncio.sleep(0)
         closing = asyncio.create_task(store.close())
         await asyncio.sleep(0)
+        assert not closing.done()  # it waits for the held batch and the queued change
     await asyncio.gather(held, queued, closing)
-    assert not thread.is_alive()
-    assert writer_threads(name) == []
+    assert count_rows(path, "jobs") == 2
 
     later_job = make_job()
     assert (await store.create(later_job)).created
@@ -291,4 +286,57 @@ async def test_close_commits_what_is_queued_stops_the_thread_and_the_store_reope
     assert await store.get(later_job.id) == later_job
     await store.close()
     await store.close()
-    assert writer_threads(name) == []
+    assert count_rows(path, "jobs") == 3
+
+
+async def test_a_locked_file_is_retried_by_timer_without_blocking_the_loop(
+    store: SqliteJobStore, tmp_path: Path
+) -> None:
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.001)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        async with writer_held(store, tmp_path / "jobs.db") as held:
+            before = ticks
+            await asyncio.sleep(0.2)
+            assert not held.done()
+            # The loop ran its other work while the batch waited for the lock.
+            assert ticks - before >= 20
+        assert (await held).created
+    finally:
+        ticker.cancel()
+
+
+async def test_new_jobs_of_one_batch_share_an_insert_and_count_their_queue_places(
+    store: SqliteJobStore, tmp_path: Path
+) -> None:
+    ahead = make_job()
+    await store.create(ahead)
+    jobs = [dataclasses.replace(make_job(), created_at=T0 + n) for n in range(1, 6)]
+    async with writer_held(store, tmp_path / "jobs.db") as held:
+        tasks = queue_now(*(store.create(job) for job in jobs))
+        await asyncio.sleep(0)
+    await held  # the held batch's job was created at T0 too, and sorts among the ahead ones
+    results = await asyncio.gather(*tasks)
+    assert [result.queue_position for result in results] == [3, 4, 5, 6, 7]
+    assert store.group_commit_stats.largest_batch == len(jobs)
+
+
+async def test_a_new_job_that_cannot_be_encoded_fails_alone_before_its_batch(
+    store: SqliteJobStore, tmp_path: Path
+) -> None:
+    kept, broken = make_job(), make_job({"bad": object()})
+    async with writer_held(store, tmp_path / "jobs.db") as held:
+        tasks = queue_now(store.create(kept), store.create(broken))
+        await asyncio.sleep(0)
+    await held
+    created, failed = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(created, CreateResult) and created.created
+    assert isinstance(failed, TypeError)
+    assert await store.get(broken.id) is None
