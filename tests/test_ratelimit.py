@@ -1,5 +1,5 @@
-"""Submit limits: a moving-window rate per tenant and a cap on unfinished jobs, with the
-`limits` memory storage and with Redis (a real server)."""
+"""Submit limits: a sliding-window rate per tenant and a cap on unfinished jobs, with this
+process's windows and with `limits` on Redis (a real server)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from limits import parse
 
 from t2v.errors import RateLimitedError, UnavailableError
 from t2v.jobs import Job, JobStatus, JobUpdate, new_job_id
-from t2v.ratelimit import SubmitLimiter
+from t2v.ratelimit import LocalWindows, SubmitLimiter
 from t2v.store import JobStore, open_job_store
 from tests.services import RedisServer, free_port
 
@@ -144,3 +145,19 @@ def test_bad_configuration_fails_at_start_up(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         SubmitLimiter.from_env(env, store)
+
+
+def test_local_windows_slide_the_previous_window_out_gradually() -> None:
+    now = 600.0  # the start of a 60 s window
+    windows = LocalWindows(lambda: now)
+    rate = parse("6/minute")
+    assert [windows.hit(rate, "a").allowed for _ in range(7)] == [True] * 6 + [False]
+    assert windows.hit(rate, "b").remaining == 5  # tenants do not share a window
+    now = 660.0  # next window: all six still weigh fully
+    refused = windows.hit(rate, "a")
+    assert not refused.allowed and refused.remaining == 0
+    assert 660.0 < refused.reset_at <= 670.0  # one of the six has slid out by then
+    now = 680.0  # a third slid out: 6 * 2/3 = 4 weigh, so two more pass
+    assert [windows.hit(rate, "a").allowed for _ in range(3)] == [True, True, False]
+    now = 780.0  # two windows later nothing is left
+    assert windows.hit(rate, "a").remaining == 5
