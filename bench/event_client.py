@@ -5,7 +5,11 @@ Both post the same binary-mode CloudEvent to the control-plane bench's 202 sink 
 process on 127.0.0.1), 32 at a time over kept-alive connections, as submit does under load.
 Reported: the client's own CPU per event (user + system of this process, which runs only the
 client) and events per second. aiohttp is what `HttpEventSink` used before `t2v.keepalive`;
-it is no longer a dependency, so without it installed its row says so.
+it is no longer a dependency, so without it installed its row says so. The relay row is
+`HttpEventSink.post_soon`'s path: 32 senders each queue an event and yield, as concurrent
+submits do, and the relay batches and pipelines them (`t2v.relay`); its clock stops when
+`drain` says every event got its 202. ``encoders`` times building the event itself:
+`make_event` + `binary_http` (what submit did) against `binary_event`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from bench.common import emit, machine_basics
 from bench.control_plane import servers
 from t2v import events
 from t2v.keepalive import KeepAliveClient
+from t2v.relay import EventRelay
 
 CONCURRENCY = 32
 Post = Callable[[dict[str, str], bytes], Awaitable[int]]
@@ -76,6 +81,70 @@ async def _aiohttp(url: str, headers: dict[str, str], body: bytes, total: int) -
         return await _measure(post, headers, body, total)
 
 
+async def _relay(url: str, headers: dict[str, str], body: bytes, total: int) -> dict[str, Any]:
+    # The senders only yield between events, faster than one sink process answers: room for
+    # all of them, so that none is dropped and every one is timed to its 202.
+    relay = EventRelay(KeepAliveClient(url), max_queued=max(10_000, total * 2))
+
+    async def sender(count: int) -> None:
+        for _ in range(count):
+            relay.post_soon(headers, body, description="bench event")
+            await asyncio.sleep(0)  # the rest of a submit request runs here
+
+    async def burst(count: int) -> None:
+        await asyncio.gather(*(sender(count) for _ in range(CONCURRENCY)))
+        await relay.drain(30.0)
+
+    try:
+        await burst(max(1, total // 10 // CONCURRENCY))
+        warm_delivered, warm_batches = relay.delivered, relay.batches
+        per_sender = max(1, total // CONCURRENCY)
+        cpu, wall = _cpu_seconds(), time.perf_counter()
+        await burst(per_sender)
+        cpu, wall = _cpu_seconds() - cpu, time.perf_counter() - wall
+    finally:
+        await relay.close()
+    sent = per_sender * CONCURRENCY
+    if relay.delivered - warm_delivered != sent or relay.failed or relay.dropped:
+        raise RuntimeError(
+            f"relay delivered {relay.delivered - warm_delivered} of {sent} "
+            f"({relay.failed} failed, {relay.dropped} dropped)"
+        )
+    batches = relay.batches - warm_batches
+    return {
+        "events": sent,
+        "cpu_us_per_event": cpu / sent * 1e6,
+        "events_per_s": sent / wall,
+        "events_per_batch": sent / batches,
+    }
+
+
+def _encoders(count: int = 20_000) -> dict[str, float]:
+    """CPU microseconds to build one job.requested (headers and body), each way."""
+    data = {"job_id": "job_bench", "tenant": "local", "params": {"prompt": "a red fox" * 8}}
+
+    def through_cloudevent() -> object:
+        event = events.make_event(
+            events.JOB_REQUESTED, source="/t2v/submit", subject="j", data=data
+        )
+        return events.binary_http(event)
+
+    def direct() -> object:
+        return events.binary_event(
+            events.JOB_REQUESTED, source="/t2v/submit", subject="j", data=data
+        )
+
+    timings = {}
+    ways = {"make_event+binary_http": through_cloudevent, "binary_event": direct}
+    for name, build in ways.items():
+        build()
+        start = time.process_time()
+        for _ in range(count):
+            build()
+        timings[name] = (time.process_time() - start) / count * 1e6
+    return timings
+
+
 def run(total: int, log_dir: Path) -> dict[str, Any]:
     event = events.make_event(
         events.JOB_REQUESTED,
@@ -88,8 +157,14 @@ def run(total: int, log_dir: Path) -> dict[str, Any]:
         clients = {
             "t2v.keepalive": asyncio.run(_keepalive(sink.url, headers, body, total)),
             "aiohttp": asyncio.run(_aiohttp(sink.url, headers, body, total)),
+            "t2v.relay": asyncio.run(_relay(sink.url, headers, body, total)),
         }
-    return {"benchmark": "event_client", "machine": machine_basics(), "clients": clients}
+    return {
+        "benchmark": "event_client",
+        "machine": machine_basics(),
+        "clients": clients,
+        "encoders_us_per_event": _encoders(),
+    }
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -104,10 +179,16 @@ def markdown(report: dict[str, Any]) -> str:
         if "skipped" in result:
             lines.append(f"| {name} | skipped: {result['skipped']} | - | - |")
             continue
+        batched = (
+            f" ({result['events_per_batch']:.0f} a batch)" if "events_per_batch" in result else ""
+        )
         lines.append(
-            f"| {name} | {result['events']} | {result['cpu_us_per_event']:.0f} "
+            f"| {name}{batched} | {result['events']} | {result['cpu_us_per_event']:.0f} "
             f"| {result['events_per_s']:.0f} |"
         )
+    lines += ["", "| building the event | CPU us/event |", "| --- | --- |"]
+    for name, micros in report["encoders_us_per_event"].items():
+        lines.append(f"| {name} | {micros:.1f} |")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import re
 import uuid
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Protocol
 
+import orjson
 from cloudevents.exceptions import GenericException
 from cloudevents.http import CloudEvent, from_http
 from jsonschema import Draft202012Validator
@@ -24,6 +26,7 @@ from jsonschema.exceptions import best_match
 
 from t2v.errors import MalformedEventError, UnavailableError
 from t2v.keepalive import ExchangeError, KeepAliveClient
+from t2v.relay import EventRelay
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,43 @@ def binary_http(event: CloudEvent) -> tuple[dict[str, str], bytes]:
     return headers, json.dumps(data).encode()
 
 
+@functools.lru_cache(maxsize=256)
+def _constant_header(value: str) -> str:
+    # An event type, source or schema URL: a handful per process, encoded once each.
+    return _header_value(value)
+
+
+def binary_event(
+    event_type: str,
+    *,
+    source: str,
+    subject: str,
+    data: Mapping[str, Any],
+    event_id: str | None = None,
+    time: str | None = None,
+    extensions: Mapping[str, str] | None = None,
+) -> tuple[dict[str, str], bytes]:
+    """``binary_http(make_event(...))`` without building a CloudEvent: a tenth of its CPU.
+
+    The same headers; the body is the same JSON, compact. ``time`` is RFC 3339 (now by
+    default) and ``event_id`` a fresh random hex id by default, as in `make_event`.
+    """
+    headers = {
+        "ce-type": _constant_header(event_type),
+        "ce-source": _constant_header(source),
+        "ce-subject": _header_value(subject),
+        "ce-id": os.urandom(16).hex() if event_id is None else _header_value(event_id),
+        "ce-time": datetime.now(UTC).isoformat() if time is None else _header_value(time),
+        "content-type": "application/json",
+        "ce-dataschema": _constant_header(data_schema(event_type)),
+    }
+    if extensions:
+        for name, value in extensions.items():
+            headers[f"ce-{name}"] = _header_value(value)
+    headers["ce-specversion"] = "1.0"
+    return headers, orjson.dumps(data if isinstance(data, dict) else dict(data))
+
+
 def parse_event(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     """Read a CloudEvent in binary or structured mode, or raise MalformedEventError."""
     try:
@@ -146,20 +186,37 @@ def event_data(event: CloudEvent) -> dict[str, Any]:
 
 
 class EventSink(Protocol):
-    async def send(self, event: CloudEvent) -> None: ...
+    async def send(self, event: CloudEvent) -> None:
+        """Deliver ``event`` now (retried briefly), or raise UnavailableError."""
+
+    def post_soon(
+        self,
+        event_type: str,
+        *,
+        source: str,
+        subject: str,
+        data: Mapping[str, Any],
+        event_id: str | None = None,
+    ) -> None:
+        """Queue the event and return at once; it is delivered at least once, or given up
+        with an error log (or dropped, with a warning, when too many are waiting)."""
 
 
 class HttpEventSink:
     """Posts events in binary mode to K_SINK (the Broker), retrying briefly on failure.
 
     Sending the event is a large part of submit's work, so it goes through the lean
-    kept-alive client in `t2v.keepalive` (why: that module and BENCHMARKS.md).
+    kept-alive client in `t2v.keepalive` (why: that module and BENCHMARKS.md), and
+    `post_soon` hands it to a background relay that batches and pipelines (`t2v.relay`).
     """
 
-    def __init__(self, url: str, *, attempts: int = 4, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, attempts: int = 4, timeout_s: float = 10.0, max_queued: int = 10_000
+    ) -> None:
         self._url = url
         self._attempts = attempts
         self._client = KeepAliveClient(url, timeout_s=timeout_s)
+        self.relay = EventRelay(self._client, attempts=attempts, max_queued=max_queued, target=url)
 
     async def send(self, event: CloudEvent) -> None:
         headers, body = binary_http(event)
@@ -180,7 +237,23 @@ class HttpEventSink:
                 delay *= 4
         raise UnavailableError(f"could not deliver {event['type']} to the broker: {reason}")
 
-    async def close(self) -> None:
+    def post_soon(
+        self,
+        event_type: str,
+        *,
+        source: str,
+        subject: str,
+        data: Mapping[str, Any],
+        event_id: str | None = None,
+    ) -> None:
+        headers, body = binary_event(
+            event_type, source=source, subject=subject, data=data, event_id=event_id
+        )
+        self.relay.post_soon(headers, body, description=f"{event_type} for {subject}")
+
+    async def close(self, timeout_s: float = 2.0) -> None:
+        """Deliver what `post_soon` queued (for up to ``timeout_s``), then close."""
+        await self.relay.close(timeout_s)
         await self._client.close()
 
 
@@ -189,3 +262,14 @@ class DiscardingEventSink:
 
     async def send(self, event: CloudEvent) -> None:
         log.info("K_SINK not set; dropping %s for %s", event["type"], event.get("subject"))
+
+    def post_soon(
+        self,
+        event_type: str,
+        *,
+        source: str,
+        subject: str,
+        data: Mapping[str, Any],
+        event_id: str | None = None,
+    ) -> None:
+        log.info("K_SINK not set; dropping %s for %s", event_type, subject)

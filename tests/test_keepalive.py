@@ -4,6 +4,7 @@ request the way a test asks, and counts the connections it accepted."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import pathlib
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from t2v.keepalive import MAX_RESPONSE_BYTES, ExchangeError, KeepAliveClient
+from t2v.keepalive import MAX_RESPONSE_BYTES, ExchangeError, KeepAliveClient, Reply
 
 pytestmark = pytest.mark.asyncio
 
@@ -33,9 +34,27 @@ def ok(status: int = 202, body: bytes = b"", extra: str = "") -> Answer:
     return answer
 
 
+def answer_then_close(request: bytes) -> tuple[bytes, bool]:
+    """Answer, then close without saying so: the client finds out on its next request."""
+    return ok()(request)[0], True
+
+
+def cut(_: bytes) -> tuple[bytes, bool]:
+    return b"HTTP/1.1 20", True
+
+
+def silent(_: bytes) -> tuple[bytes, bool]:
+    return b"", False
+
+
 @dataclass
 class ScriptedServer:
+    """Answers requests with ``answers`` in turn, then with ``answer``; while ``gate`` is
+    set but not open, holds every answer."""
+
     answers: list[Answer]
+    answer: Answer = field(default_factory=ok)
+    gate: asyncio.Event | None = None
     connections: int = 0
     requests: list[bytes] = field(default_factory=list)
     url: str = ""
@@ -51,8 +70,10 @@ class ScriptedServer:
                     if line.lower().startswith(b"content-length:")
                 )
                 request = head + await reader.readexactly(length)
+                if self.gate is not None:
+                    await self.gate.wait()
                 self.requests.append(request)
-                answer = self.answers.pop(0) if self.answers else ok()
+                answer = self.answers.pop(0) if self.answers else self.answer
                 data, close = answer(request)
                 if data:
                     writer.write(data)
@@ -65,15 +86,29 @@ class ScriptedServer:
             writer.close()
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
+@contextlib.asynccontextmanager
+async def scripted_server(path: str) -> AsyncIterator[ScriptedServer]:
     scripted = ScriptedServer(answers=[])
     tcp = await asyncio.start_server(scripted.handle, "127.0.0.1", 0)
     port = tcp.sockets[0].getsockname()[1]
-    scripted.url = f"http://127.0.0.1:{port}/broker/ns?x=1"
+    scripted.url = f"http://127.0.0.1:{port}{path}"
     async with tcp:
         yield scripted
         tcp.close()
+
+
+async def closed_port_url() -> str:
+    tcp = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = tcp.sockets[0].getsockname()[1]
+    tcp.close()
+    await tcp.wait_closed()
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ScriptedServer]:
+    async with scripted_server("/broker/ns?x=1") as scripted:
+        yield scripted
 
 
 async def test_posts_the_body_and_headers_and_reuses_one_connection(
@@ -148,29 +183,29 @@ async def test_informational_responses_are_skipped(server: ScriptedServer) -> No
 
 async def test_an_idle_connection_the_server_closed_is_replaced(server: ScriptedServer) -> None:
     # The server answers, then closes without saying so: the next post finds a dead socket.
-    def answer_then_close(_: bytes) -> tuple[bytes, bool]:
-        return ok()(b"")[0], True
-
-    server.answers = [answer_then_close, ok(200)]
+    server.answers = [answer_then_close, ok(200), answer_then_close]
     client = KeepAliveClient(server.url)
     await client.post({}, b"a")
     await asyncio.sleep(0.05)
     assert (await client.post({}, b"b")).status == 200
     assert server.connections == 2
+    # A batch that a dead connection never answered is sent again on a new one, too.
+    await client.post({}, b"c")
+    await asyncio.sleep(0.05)
+    outcomes = await client.post_many(_numbered(3))
+    assert [outcome.status for outcome in outcomes if isinstance(outcome, Reply)] == [202] * 3
+    assert server.connections == 3
     await client.close()
 
 
 async def test_a_connection_lost_mid_answer_is_an_error(server: ScriptedServer) -> None:
-    def cut(_: bytes) -> tuple[bytes, bool]:
-        return b"HTTP/1.1 20", True
-
     server.answers = [cut]
     with pytest.raises(ExchangeError, match="closed before a response"):
         await KeepAliveClient(server.url).post({}, b"a")
 
 
 async def test_no_answer_times_out(server: ScriptedServer) -> None:
-    server.answers = [lambda _: (b"", False)]
+    server.answers = [silent]
     with pytest.raises(ExchangeError, match="no response within"):
         await KeepAliveClient(server.url, timeout_s=0.2).post({}, b"a")
 
@@ -199,12 +234,12 @@ async def test_header_injection_is_refused_before_sending(server: ScriptedServer
 
 
 async def test_refused_connection_is_an_exchange_error() -> None:
-    tcp = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = tcp.sockets[0].getsockname()[1]
-    tcp.close()
-    await tcp.wait_closed()
+    url = await closed_port_url()
     with pytest.raises(ExchangeError, match="cannot connect"):
-        await KeepAliveClient(f"http://127.0.0.1:{port}/").post({}, b"a")
+        await KeepAliveClient(url).post({}, b"a")
+    outcomes = await KeepAliveClient(url).post_many(_numbered(2))
+    assert len(outcomes) == 2
+    assert all("cannot connect" in str(outcome) for outcome in outcomes)
 
 
 def test_only_http_urls() -> None:
@@ -261,3 +296,107 @@ async def test_https_verifies_the_server_and_keeps_the_connection(tmp_path: path
         with pytest.raises(ExchangeError, match="cannot connect"):
             await KeepAliveClient(url).post({}, b"c")
         tcp.close()
+
+
+def _numbered(count: int) -> list[tuple[dict[str, str], bytes]]:
+    return [({"ce-id": str(number)}, b"event %d" % number) for number in range(count)]
+
+
+async def test_post_many_pipelines_a_batch_on_one_connection() -> None:
+    # This server reads the whole batch before it answers anything: a client that waited
+    # for each response before sending the next request would never get one.
+    count = 5
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        bodies = []
+        for _ in range(count):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            bodies.append(await reader.readexactly(length))
+        for number, body in enumerate(bodies):
+            echo = b"reply to " + body
+            writer.write(
+                b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s"
+                % (201 + number % 3, len(echo), echo)
+            )
+        await writer.drain()
+        writer.close()
+
+    tcp = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with tcp:
+        url = f"http://127.0.0.1:{tcp.sockets[0].getsockname()[1]}/"
+        outcomes = await KeepAliveClient(url, timeout_s=2).post_many(_numbered(count))
+        tcp.close()
+    assert [
+        (reply.status, reply.body) for reply in outcomes if not isinstance(reply, ExchangeError)
+    ] == [(201 + number % 3, b"reply to event %d" % number) for number in range(count)]
+    assert connections == 1
+
+
+async def test_post_many_reuses_the_kept_alive_connection(server: ScriptedServer) -> None:
+    server.answers = [ok(201), ok(202), ok(203), ok(204)]
+    client = KeepAliveClient(server.url)
+    assert (await client.post({}, b"first")).status == 201
+    outcomes = await client.post_many(_numbered(3))
+    assert [outcome.status for outcome in outcomes if isinstance(outcome, Reply)] == [202, 203, 204]
+    assert server.connections == 1
+    assert [request.rsplit(b"\r\n\r\n", 1)[1] for request in server.requests] == [
+        b"first", b"event 0", b"event 1", b"event 2"
+    ]  # fmt: skip
+    assert await client.post_many([]) == []
+    await client.close()
+
+
+async def test_post_many_after_connection_close_leaves_the_rest_unanswered(
+    server: ScriptedServer,
+) -> None:
+    def close_after(_: bytes) -> tuple[bytes, bool]:
+        return ok(extra="Connection: close\r\n")(b"")[0], True
+
+    server.answers = [ok(200), close_after]
+    client = KeepAliveClient(server.url)
+    outcomes = await client.post_many(_numbered(5))
+    assert [outcome.status for outcome in outcomes[:2] if isinstance(outcome, Reply)] == [200, 202]
+    assert all(isinstance(outcome, ExchangeError) for outcome in outcomes[2:])
+    assert "after 2 responses" in str(outcomes[2])
+    assert len(server.requests) == 2  # the rest were not sent again
+    # The closed connection is not reused.
+    assert (await client.post({}, b"next")).status == 202
+    assert server.connections == 2
+    await client.close()
+
+
+async def test_post_many_connection_lost_or_silent_mid_batch(server: ScriptedServer) -> None:
+    server.answers = [ok(201), cut]
+    client = KeepAliveClient(server.url, timeout_s=0.3)
+    outcomes = await client.post_many(_numbered(4))
+    assert isinstance(outcomes[0], Reply) and outcomes[0].status == 201
+    assert all("closed before a response" in str(outcome) for outcome in outcomes[1:])
+
+    server.answers = [ok(201), ok(202), silent, silent]
+    outcomes = await client.post_many(_numbered(4))
+    assert [outcome.status for outcome in outcomes[:2] if isinstance(outcome, Reply)] == [201, 202]
+    assert all("no response within" in str(outcome) for outcome in outcomes[2:])
+    await client.close()
+
+
+async def test_post_many_oversized_response_fails_the_rest(server: ScriptedServer) -> None:
+    huge = MAX_RESPONSE_BYTES + 1
+    oversized = f"HTTP/1.1 200 OK\r\nContent-Length: {huge}\r\n\r\n".encode() + b"x" * huge
+    server.answers = [ok(201), lambda _: (oversized, False)]
+    client = KeepAliveClient(server.url)
+    outcomes = await client.post_many(_numbered(3))
+    assert isinstance(outcomes[0], Reply) and outcomes[0].status == 201
+    assert all("over" in str(outcome) for outcome in outcomes[1:])
+    await client.close()
+
+
+async def test_post_many_refuses_header_injection_before_sending(server: ScriptedServer) -> None:
+    client = KeepAliveClient(server.url)
+    for bad in ({"ce-id": "x\nX-Evil: 1"}, {"ce-id\r": "x"}, {"ce-id": "x\0"}):
+        with pytest.raises(ValueError, match="CR, LF"):
+            await client.post_many([({"ce-id": "fine"}, b"fine"), (bad, b"a")])
+    assert server.requests == []
