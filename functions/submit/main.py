@@ -23,7 +23,7 @@ from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobError, JobStatus, JobUpdate, new_job_id
 from t2v.metrics import instrumented
 from t2v.ratelimit import SubmitLimiter
-from t2v.resources import job_resource
+from t2v.resources import job_resource, json_response
 from t2v.runtime import Lazy, Runtime, lazy_runtime
 from t2v.store import CreateResult, IdempotencyClaim
 
@@ -63,18 +63,16 @@ async def _accept(
     )
     result = await rt.store.create(job, claim)
     if result.created:
-        await _request_generation(rt, result.job)
+        _request_generation(rt, result.job)
     return result, rate_headers
 
 
-async def _request_generation(rt: Runtime, job: Job) -> None:
+def _request_generation(rt: Runtime, job: Job) -> None:
+    """Queue `job.requested` for the relay, which sends it right after this request in a
+    pipelined batch (at least once, or an error log). The job is stored first: a request the
+    broker never gets is re-requested by the sweep, so the 202 need not wait for the send."""
     data = {"job_id": job.id, "tenant": job.tenant, "params": job.params}
-    event = rt.event(events.JOB_REQUESTED, job.id, data)
-    try:
-        await rt.sink.send(event)
-    except Exception:
-        # The job is stored; the sweep re-requests queued jobs the broker never got.
-        log.exception("job %s stored but job.requested not sent; the sweep will retry", job.id)
+    rt.sink.post_soon(events.JOB_REQUESTED, source=rt.source, subject=job.id, data=data)
 
 
 async def create_job(request: Request) -> Response:
@@ -95,7 +93,7 @@ async def create_job(request: Request) -> Response:
     position = result.queue_position
     if position is None:
         position = await rt.store.queue_position(job)
-    return JSONResponse(
+    return json_response(
         job_resource(job, base, queue_position=position, workers=rt.settings.infer_workers),
         status_code=202,
         headers=headers,
@@ -185,7 +183,7 @@ async def sweep(request: Request) -> Response:
                 await _send_quietly(rt, events.JOB_FAILED, result.job, data)
             continue
         job = await rt.store.record_sweep(job.id)
-        await _request_generation(rt, job)
+        _request_generation(rt, job)
         requested += 1
     if stale:
         log.info("sweep: re-requested %d, failed %d", requested, failed)

@@ -3,9 +3,10 @@
     functions-framework --asgi --target accept --source bench/control_plane/accept/main.py
 
 POST validates the body as submit does and answers 202 with a small JSON body; ``T2V_PARTS``
-adds, by name, the two things submit does before its 202: ``store`` (the job created in the
-embedded SQLite store, group commit and all) and ``event`` (``job.requested`` posted to
-K_SINK by the event sink submit uses). Any GET answers 200 (the readiness probe).
+adds, by name, the two things submit does for a job: ``store`` (the job created in the
+embedded SQLite store, group commit and all, before the 202) and ``event`` (``job.requested``
+queued for K_SINK on the event sink's relay, as submit does). Any GET answers 200 (the
+readiness probe).
 """
 
 from __future__ import annotations
@@ -45,10 +46,6 @@ async def accept(request: Request) -> Response:
         await _store.create(job)
     if _sink is not None:
         data = {"job_id": job.id, "tenant": job.tenant, "params": params}
-        await _sink.send(
-            events.make_event(
-                events.JOB_REQUESTED, source="/bench/accept", subject=job.id, data=data
-            )
-        )
+        _sink.post_soon(events.JOB_REQUESTED, source="/bench/accept", subject=job.id, data=data)
     body = json.dumps({"id": job.id, "status": job.status.value, "params": params})
     return Response(body, status_code=202, media_type="application/json")
