@@ -7,7 +7,7 @@ bench aiohttp's client cost 0.2-0.35 ms of CPU per event, this one about 0.08 ms
 (BENCHMARKS.md). Responses are parsed by httptools (llhttp, the parser behind Node.js and
 uvicorn), so framing, chunked bodies and keep-alive rules are not hand-written.
 `post_many` pipelines a batch on one connection in one write, for the event relay
-(`t2v.events.EventRelay`): one syscall and one wake-up for many events.
+(`t2v.relay.EventRelay`): one syscall and one wake-up for many events.
 """
 
 from __future__ import annotations
