@@ -163,7 +163,7 @@ class GroupCommitter:
                 queue.retry_s = min(queue.retry_s * 2, LAST_RETRY_S)
                 return
             outcomes = [(write, None, unavailable(exc.__cause__ or exc)) for write in batch]
-        except BaseException as exc:  # a broken committer would hang every later caller
+        except Exception as exc:  # raised out of a loop callback, it would hang the batch
             outcomes = [(write, None, exc) for write in batch]
         queue.batch = None
         _settle(outcomes)
