@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -100,3 +101,6 @@ def freeze_startup_objects() -> None:
         _startup_frozen = True
         gc.collect()
         gc.freeze()
+        # Back into the GC's reach at exit, so shutdown still finalises them: extension
+        # types (triton's, under torch) report instances left alive at exit as leaks.
+        atexit.register(gc.unfreeze)
