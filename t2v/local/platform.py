@@ -158,7 +158,11 @@ class LocalPlatform:
                 name: {"url": proc.url, "pid": proc.pid} for name, proc in self.functions.items()
             },
         }
-        self.state_path.write_text(json.dumps(state, indent=2))
+        # Written beside and renamed into place: readers (the CLI, tests) poll this file while
+        # a restarted function rewrites it, and must never see it half-written.
+        scratch = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}")
+        scratch.write_text(json.dumps(state, indent=2))
+        os.replace(scratch, self.state_path)
 
     async def stop(self) -> None:
         for server in self._servers:
