@@ -190,13 +190,7 @@ class EventSink(Protocol):
         """Deliver ``event`` now (retried briefly), or raise UnavailableError."""
 
     def post_soon(
-        self,
-        event_type: str,
-        *,
-        source: str,
-        subject: str,
-        data: Mapping[str, Any],
-        event_id: str | None = None,
+        self, event_type: str, *, source: str, subject: str, data: Mapping[str, Any]
     ) -> None:
         """Queue the event and return at once; it is delivered at least once, or given up
         with an error log (or dropped, with a warning, when too many are waiting)."""
@@ -238,17 +232,9 @@ class HttpEventSink:
         raise UnavailableError(f"could not deliver {event['type']} to the broker: {reason}")
 
     def post_soon(
-        self,
-        event_type: str,
-        *,
-        source: str,
-        subject: str,
-        data: Mapping[str, Any],
-        event_id: str | None = None,
+        self, event_type: str, *, source: str, subject: str, data: Mapping[str, Any]
     ) -> None:
-        headers, body = binary_event(
-            event_type, source=source, subject=subject, data=data, event_id=event_id
-        )
+        headers, body = binary_event(event_type, source=source, subject=subject, data=data)
         self.relay.post_soon(headers, body, description=f"{event_type} for {subject}")
 
     async def close(self, timeout_s: float = 2.0) -> None:
@@ -264,12 +250,6 @@ class DiscardingEventSink:
         log.info("K_SINK not set; dropping %s for %s", event["type"], event.get("subject"))
 
     def post_soon(
-        self,
-        event_type: str,
-        *,
-        source: str,
-        subject: str,
-        data: Mapping[str, Any],
-        event_id: str | None = None,
+        self, event_type: str, *, source: str, subject: str, data: Mapping[str, Any]
     ) -> None:
         log.info("K_SINK not set; dropping %s for %s", event_type, subject)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -87,20 +88,15 @@ def lazy_runtime(source: str) -> Lazy[Runtime]:
     return Lazy(build)
 
 
-_startup_frozen = False
-
-
+@functools.cache  # once per process
 def freeze_startup_objects() -> None:
     """Put what is alive once a function has started out of the cyclic GC's reach (once per
     process): modules, schemas and metrics live as long as the process, and every full
     collection walked all of them. Under wrk those collections were half of submit's p99
     (65.8 ms, 29.3 ms with them frozen; BENCHMARKS.md, control plane). Garbage is collected
     first, so nothing unreachable is kept."""
-    global _startup_frozen
-    if not _startup_frozen:
-        _startup_frozen = True
-        gc.collect()
-        gc.freeze()
-        # Back into the GC's reach at exit, so shutdown still finalises them: extension
-        # types (triton's, under torch) report instances left alive at exit as leaks.
-        atexit.register(gc.unfreeze)
+    gc.collect()
+    gc.freeze()
+    # Back into the GC's reach at exit, so shutdown still finalises them: extension types
+    # (triton's, under torch) report instances left alive at exit as leaks.
+    atexit.register(gc.unfreeze)

@@ -26,7 +26,7 @@ from t2v.jobs import Job, JobStatus
 from t2v.lifecycle import dead_letter_update, lifecycle_update
 from t2v.metrics import instrumented, metrics
 from t2v.ranges import parse_range
-from t2v.resources import RenderedJobs, job_resource
+from t2v.resources import JSON_MEDIA_TYPE, RenderedJobs, job_resource
 from t2v.runtime import Lazy, Runtime, lazy_runtime
 
 log = logging.getLogger("t2v.status")
@@ -52,7 +52,7 @@ async def get_job(request: Request, job_id: str) -> Response:
     position = await rt.store.queue_position(job)
     base = base_url(request, rt.settings.public_url)
     body = rendered_jobs.body(job, base, queue_position=position, workers=rt.settings.infer_workers)
-    return Response(body, media_type="application/json")
+    return Response(body, media_type=JSON_MEDIA_TYPE)
 
 
 async def list_jobs(request: Request) -> Response:

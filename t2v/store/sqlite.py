@@ -163,7 +163,6 @@ class SqliteJobStore:
         positions: dict[str, int] = {}
         if queued:
             ahead = SqliteJobStore._queue_position(conn, queued[0])
-            assert ahead is not None
             for offset, job in enumerate(queued):
                 positions[job.id] = min(ahead + offset, QUEUE_POSITION_CAP)
         return [
@@ -202,7 +201,9 @@ class SqliteJobStore:
             )
             self._save(conn, job)
             # Counted in the same transaction: the 202 shows where the job stands in the queue.
-            return CreateResult(job, created=True, queue_position=self._queue_position(conn, job))
+            queued = job.status == JobStatus.QUEUED
+            position = self._queue_position(conn, job) if queued else None
+            return CreateResult(job, created=True, queue_position=position)
 
         return await self._run(op)
 
@@ -365,9 +366,8 @@ class SqliteJobStore:
         )
 
     @staticmethod
-    def _queue_position(conn: sqlite3.Connection, job: Job) -> int | None:
-        if job.status != JobStatus.QUEUED:
-            return None
+    def _queue_position(conn: sqlite3.Connection, job: Job) -> int:
+        """Where the queued ``job`` stands: 1 + the queued jobs created before it."""
         # SQLite counts index entries one by one: stop at the cap, so a read deep in a long
         # queue costs no more than one near its head.
         row = conn.execute(
