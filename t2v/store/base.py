@@ -108,7 +108,7 @@ class JobStore(Protocol):
 
         The embedded SQLite store counts at most 100 jobs ahead (it has no order-statistic
         index, and counting is linear) and reports 100 for any job further back; Redis is
-        exact (ZCOUNT).
+        exact (ZRANK).
         """
         ...
 

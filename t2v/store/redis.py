@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 from redis.asyncio.client import Pipeline
@@ -43,6 +44,7 @@ from t2v.errors import IdempotencyConflictError, NotFoundError, UnavailableError
 from t2v.jobs import Job, JobStatus, JobUpdate, cancel, decode_job, merge
 from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, Lease
 from t2v.store.cursor import decode_cursor, encode_cursor
+from t2v.store.redis_create import Claim, CreateKeys, CreateScript, Outcome
 
 T = TypeVar("T")
 
@@ -62,6 +64,11 @@ def _begin_writes(pipe: Pipeline) -> None:
     pipe.multi()  # type: ignore[no-untyped-call]
 
 
+def _encode(job: Job) -> bytes:
+    # orjson, as the SQLite store: a fifth of the json module's time for a job.
+    return orjson.dumps(job.to_dict())
+
+
 async def _resolved(result: Awaitable[T] | T) -> T:
     """redis-py types its commands as sync-or-async; on the asyncio client they are async."""
     if inspect.isawaitable(result):
@@ -76,6 +83,7 @@ class RedisJobStore:
             raise ValueError(f"Redis key prefix {prefix!r} must be non-empty, without braces")
         self._redis = client
         self._p = "{" + prefix + "}"
+        self._create_script = CreateScript(client)
 
     @classmethod
     def from_url(cls, url: str) -> RedisJobStore:
@@ -148,7 +156,7 @@ class RedisJobStore:
 
     def _queue_save(self, pipe: Pipeline, old: Job | None, new: Job) -> None:
         """Queue the job and the index changes it needs (inside MULTI)."""
-        pipe.set(self._job_key(new.id), json.dumps(new.to_dict()))
+        pipe.set(self._job_key(new.id), _encode(new))
         member = {new.id: new.created_at}
         if old is None:
             pipe.zadd(self._index_key(None, None), member)
@@ -171,6 +179,66 @@ class RedisJobStore:
     # JobStore --------------------------------------------------------------------------
     async def create(self, job: Job, idempotency: IdempotencyClaim | None = None) -> CreateResult:
         idem_key = self._idem_key(job.tenant, idempotency.key) if idempotency else None
+        with self._unavailable_on_connection_loss():
+            result = await self._create_by_script(job, idempotency, idem_key)
+        if result is not None:
+            return result
+        return await self._create_by_transaction(job, idempotency, idem_key)
+
+    async def _create_by_script(
+        self, job: Job, idempotency: IdempotencyClaim | None, idem_key: str | None
+    ) -> CreateResult | None:
+        """One round trip (`t2v.store.redis_create`); None where the general path must
+        decide: the id is taken, or the claim names a job that is gone."""
+        claim = None
+        if idempotency is not None:
+            claim = Claim(
+                idempotency.request_hash,
+                self._claim_record(job, idempotency),
+                self._ttl_ms(idempotency),
+            )
+        indexes = (
+            self._index_key(None, None),
+            self._index_key(job.tenant, None),
+            self._index_key(None, job.status),
+            self._index_key(job.tenant, job.status),
+        )
+        reply = await self._create_script.run(
+            CreateKeys(self._job_key(job.id), indexes, idem_key),
+            job_json=_encode(job),
+            job_id=job.id,
+            created_at=job.created_at,
+            rank=job.status == JobStatus.QUEUED,
+            claim=claim,
+        )
+        if reply.outcome is Outcome.CREATED:
+            return CreateResult(job, created=True, queue_position=reply.queue_position)
+        if reply.outcome is Outcome.CONFLICT:
+            raise IdempotencyConflictError(
+                "this Idempotency-Key was already used with a different request"
+            )
+        if reply.outcome is Outcome.REPLAY and reply.job_id is not None:
+            existing = await self.get(reply.job_id)
+            if existing is not None:
+                return CreateResult(existing, created=False)
+        return None
+
+    @staticmethod
+    def _ttl_ms(idempotency: IdempotencyClaim) -> int:
+        return max(1, int(idempotency.ttl_s * 1000))
+
+    @staticmethod
+    def _claim_record(job: Job, idempotency: IdempotencyClaim) -> str:
+        record = {
+            "request_hash": idempotency.request_hash,
+            "job_id": job.id,
+            "expires_at": job.created_at + idempotency.ttl_s,
+        }
+        return json.dumps(record)
+
+    async def _create_by_transaction(
+        self, job: Job, idempotency: IdempotencyClaim | None, idem_key: str | None
+    ) -> CreateResult:
         watch = [self._job_key(job.id), *([idem_key] if idem_key else [])]
 
         async def op(pipe: Pipeline) -> CreateResult:
@@ -189,12 +257,8 @@ class RedisJobStore:
             _begin_writes(pipe)
             self._queue_save(pipe, old, job)
             if idempotency is not None and idem_key is not None:
-                record = {
-                    "request_hash": idempotency.request_hash,
-                    "job_id": job.id,
-                    "expires_at": job.created_at + idempotency.ttl_s,
-                }
-                pipe.set(idem_key, json.dumps(record), px=max(1, int(idempotency.ttl_s * 1000)))
+                record = self._claim_record(job, idempotency)
+                pipe.set(idem_key, record, px=self._ttl_ms(idempotency))
             return CreateResult(job, created=True)
 
         return await self._transact(watch, op)
@@ -403,8 +467,13 @@ class RedisJobStore:
         if job.status != JobStatus.QUEUED:
             return None
         index = self._index_key(None, JobStatus.QUEUED)
+        # The index orders equal scores by id, as SQLite orders (created_at, id): a rank.
+        rank: int | None = await self._read(lambda r: _resolved(r.zrank(index, job.id)))
+        if rank is not None:
+            return int(rank) + 1
 
         async def count(r: aioredis.Redis) -> int:
+            # `job` has left the queue since it was read: count the queued jobs before it.
             # One MULTI so both reads see the same queue.
             async with r.pipeline(transaction=True) as pipe:
                 pipe.zcount(index, "-inf", f"({job.created_at!r}")
