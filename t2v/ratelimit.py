@@ -4,10 +4,10 @@ The rate is a sliding window counter: this window's count plus the previous wind
 weighted by how much of it still overlaps. Two counters per tenant, so a check costs the same
 at any rate; the exact moving window kept one entry per submission and walked them on every
 check (at a rate high enough never to refuse, that walk was a large share of submit's CPU;
-BENCHMARKS.md, control plane). Within one window the two agree exactly. On Redis the
-counters are `limits`' (shared by every replica); in memory they are `LocalWindows`, the same
-arithmetic without `limits`' storage layer, which cost ~30 us per check (two awaited calls,
-each under a lock).
+BENCHMARKS.md, control plane). Within one window the two agree exactly. The counters are
+`t2v.rate_windows`': on Redis (shared by every replica) one Lua script per check, in memory
+plain arithmetic. `limits` parses the rate; its strategies cost more than the counting
+(in memory ~30 us per check, on Redis two round trips).
 
 Configuration (read once by `SubmitLimiter.from_env`):
 - `T2V_SUBMIT_RATE`: submissions per tenant in a sliding window, in the `limits` notation
@@ -28,15 +28,12 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.errors import StorageError
 
 from t2v.errors import RateLimitedError, UnavailableError
+from t2v.rate_windows import LocalWindows, RedisWindows, WindowCheck
 from t2v.store.base import JobStore
 
 if TYPE_CHECKING:
@@ -50,72 +47,12 @@ ACTIVE_CAP_RETRY_AFTER_S = 30
 _NAMESPACE = "t2v-submit"
 
 
-def _redis_storage(url: str) -> tuple[Storage, aioredis.ConnectionPool]:
-    """The `limits` storage for `url`, and the Redis pool behind it (we close it: `limits`
-    has no close of its own)."""
-    if url.startswith(("redis://", "rediss://")):
-        import redis.asyncio as aioredis
+def _redis_client(url: str) -> aioredis.Redis:
+    if not url.startswith(("redis://", "rediss://")):
+        raise ValueError(f"T2V_RATE_LIMIT_STORAGE {url!r} must be memory:// or redis://host")
+    import redis.asyncio as aioredis
 
-        pool = aioredis.ConnectionPool.from_url(url, socket_connect_timeout=5, socket_timeout=5)
-        options: dict[str, Any] = {"connection_pool": pool}
-        redis_storage = RedisStorage(
-            "async+" + url, implementation="redispy", wrap_exceptions=True, **options
-        )
-        return redis_storage, pool
-    raise ValueError(f"T2V_RATE_LIMIT_STORAGE {url!r} must be memory:// or redis://host")
-
-
-@dataclass(frozen=True)
-class WindowCheck:
-    allowed: bool
-    remaining: int
-    reset_at: float  # epoch seconds
-
-
-class LocalWindows:
-    """Sliding window counters in this process, windows aligned to multiples of the expiry."""
-
-    # Tenants kept before the idle ones are dropped (their counts are zero anyway).
-    PRUNE_AT = 10_000
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        # tenant -> (window number, count in it, count in the window before it)
-        self._windows: dict[str, tuple[int, int, int]] = {}
-
-    def hit(self, rate: RateLimitItem, tenant: str) -> WindowCheck:
-        now, expiry = self._clock(), rate.get_expiry()
-        number = int(now // expiry)
-        current, previous = self._counts(tenant, number)
-        previous_left = (number + 1) * expiry - now  # how long the previous window overlaps
-        weighted = previous * previous_left / expiry + current
-        allowed = weighted + 1 <= rate.amount
-        if allowed:
-            current += 1
-            weighted += 1
-            if len(self._windows) >= self.PRUNE_AT:
-                self._prune(number)
-            self._windows[tenant] = (number, current, previous)
-        remaining = max(0, rate.amount - math.floor(weighted))
-        # When the weighted count next drops by one: a previous hit leaving, or the window end.
-        reset_in = previous_left
-        if previous:
-            step = expiry / previous  # the weighted count falls by one every step
-            reset_in = min(reset_in, previous_left % step or step)
-        return WindowCheck(allowed, remaining, now + reset_in)
-
-    def _counts(self, tenant: str, number: int) -> tuple[int, int]:
-        stored = self._windows.get(tenant)
-        if stored is None or stored[0] < number - 1:
-            return 0, 0
-        if stored[0] == number - 1:
-            return 0, stored[1]
-        return stored[1], stored[2]
-
-    def _prune(self, number: int) -> None:
-        self._windows = {
-            tenant: counts for tenant, counts in self._windows.items() if counts[0] >= number - 1
-        }
+    return aioredis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
 
 
 class SubmitLimiter:
@@ -124,20 +61,19 @@ class SubmitLimiter:
         *,
         rate: RateLimitItem,
         max_active_jobs: int,
-        storage: Storage | None,
         store: JobStore,
+        redis: aioredis.Redis | None = None,
         clock: Callable[[], float] = time.time,
-        redis_pool: aioredis.ConnectionPool | None = None,
     ) -> None:
-        """``storage``: `limits`' (Redis), or None for this process's `LocalWindows`."""
+        """``redis``: where the windows live, shared by every replica; None: this process."""
         self._rate = rate
         self._max_active = max_active_jobs
-        self._shared = SlidingWindowCounterRateLimiter(storage) if storage is not None else None
+        self._shared = RedisWindows(redis, clock, namespace=_NAMESPACE) if redis is not None else None
         self._local = LocalWindows(clock)
         self._store = store
         self._clock = clock
         self._policy = f"{rate.amount};w={rate.get_expiry()}"
-        self._redis_pool = redis_pool
+        self._redis = redis
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None, store: JobStore) -> SubmitLimiter:
@@ -155,14 +91,12 @@ class SubmitLimiter:
                 f"T2V_MAX_ACTIVE_JOBS must be an integer (got {max_active_text!r})"
             ) from exc
         url = env.get("T2V_RATE_LIMIT_STORAGE") or "memory://"
-        storage, pool = (None, None) if url.startswith("memory://") else _redis_storage(url)
-        return cls(
-            rate=rate, max_active_jobs=max_active, storage=storage, store=store, redis_pool=pool
-        )
+        redis = None if url.startswith("memory://") else _redis_client(url)
+        return cls(rate=rate, max_active_jobs=max_active, store=store, redis=redis)
 
     async def close(self) -> None:
-        if self._redis_pool is not None:
-            await self._redis_pool.disconnect()
+        if self._redis is not None:
+            await self._redis.aclose()
 
     async def _active_jobs(self, tenant: str) -> int:
         return await self._store.count_unfinished(tenant)
@@ -178,12 +112,12 @@ class SubmitLimiter:
     async def _hit(self, tenant: str) -> WindowCheck:
         if self._shared is None:
             return self._local.hit(self._rate, tenant)
+        import redis.exceptions as redis_errors
+
         try:
-            allowed = await self._shared.hit(self._rate, _NAMESPACE, tenant)
-            stats = await self._shared.get_window_stats(self._rate, _NAMESPACE, tenant)
-        except StorageError as exc:
+            return await self._shared.hit(self._rate, tenant)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
             raise UnavailableError(f"rate limit storage unavailable: {exc}") from exc
-        return WindowCheck(allowed, stats.remaining, stats.reset_time)
 
     async def check(self, tenant: str) -> dict[str, str]:
         """Count one submission by `tenant`; return the headers for the 202, or raise

@@ -1,5 +1,5 @@
 """Submit limits: a sliding-window rate per tenant and a cap on unfinished jobs, with this
-process's windows and with `limits` on Redis (a real server)."""
+process's windows and with the windows on Redis (a real server)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from limits import parse
 
 from t2v.errors import RateLimitedError, UnavailableError
 from t2v.jobs import Job, JobStatus, JobUpdate, new_job_id
-from t2v.ratelimit import LocalWindows, SubmitLimiter
+from t2v.rate_windows import LocalWindows, RedisWindows
+from t2v.ratelimit import SubmitLimiter
 from t2v.store import JobStore, open_job_store
 from tests.services import RedisServer, free_port
 
@@ -161,3 +162,20 @@ def test_local_windows_slide_the_previous_window_out_gradually() -> None:
     assert [windows.hit(rate, "a").allowed for _ in range(3)] == [True, True, False]
     now = 780.0  # two windows later nothing is left
     assert windows.hit(rate, "a").remaining == 5
+
+
+async def test_redis_windows_decide_as_the_local_ones(redis_service: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    now = 600.0
+    local = LocalWindows(lambda: now)
+    client = aioredis.Redis.from_url(redis_service.url(db=1))
+    shared = RedisWindows(client, lambda: now, namespace=f"test-{uuid.uuid4().hex[:8]}")
+    rate = parse("6/minute")
+    try:
+        # A burst, the next window while the burst still weighs, and a slide out of it.
+        for now in [600.0] * 7 + [660.0, 670.0, 680.0, 680.0, 680.0, 699.5, 780.0]:
+            for who in ("a", "b"):
+                assert await shared.hit(rate, who) == local.hit(rate, who), (now, who)
+    finally:
+        await client.aclose()

@@ -1,8 +1,9 @@
 """Control-plane load test: ``python -m bench.control_plane [--duration 5] [--out r.json]``.
 
 submit and status served as in production (functions-framework, gunicorn, uvicorn worker)
-side by side with a bare functions-framework hello-world served the same way, under wrk;
-then status on the whole local platform, idle and while a generation runs.
+side by side with a bare functions-framework hello-world served the same way, under wrk, on
+the embedded stores and again on the cluster's (Redis: jobs and rate-limit windows); then
+status on the whole local platform, idle and while a generation runs.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="hello/submit/status rounds")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
     parser.add_argument("--no-generation", action="store_true", help="skip the platform run")
+    parser.add_argument(
+        "--no-redis", action="store_true", help="skip submit and status on the cluster's stores"
+    )
     parser.add_argument("--work-dir", type=pathlib.Path, help="default: a temporary directory")
     parser.add_argument("--out", type=pathlib.Path, help="write the JSON report here")
     return parser.parse_args(argv)
@@ -89,7 +93,11 @@ def run(args: argparse.Namespace, work_dir: pathlib.Path) -> dict[str, Any]:
         "rounds": args.rounds,
         "workers": args.workers,
         "side_by_side": scenarios.side_by_side(
-            settings, rounds=args.rounds, workers=args.workers, work_dir=work_dir / "side"
+            settings,
+            rounds=args.rounds,
+            workers=args.workers,
+            work_dir=work_dir / "side",
+            redis=not args.no_redis,
         ),
         "generation": None,
     }

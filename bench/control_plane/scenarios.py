@@ -3,6 +3,7 @@ generation runs on the same machine."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import pathlib
@@ -19,7 +20,8 @@ from bench.control_plane import servers
 from bench.control_plane.wrk import LoadResult, LoadSettings, run_wrk
 
 JOB_BODY = json.dumps({"prompt": "a red fox running through fresh snow, golden hour"})
-TARGETS = {"submit": 0.5, "status": 0.7}  # share of hello's requests/s
+# Share of hello's requests/s; "-redis": on the cluster's stores.
+TARGETS = {"submit": 0.5, "status": 0.7, "submit-redis": 0.5, "status-redis": 0.7}
 # Admission control stays on (its checks are part of submit's cost) but never refuses:
 # a 429 answered from memory would flatter the numbers.
 UNLIMITED_ADMISSION = {"T2V_SUBMIT_RATE": "1000000/second", "T2V_MAX_ACTIVE_JOBS": "0"}
@@ -43,10 +45,9 @@ def _median_result(results: list[LoadResult]) -> dict[str, object]:
     return {**middle.as_dict(), "rounds_requests_per_s": [r.requests_per_s for r in results]}
 
 
-def _warm(client: httpx.Client, submit_url: str, status_url: str, hello_url: str) -> str:
+def _warm(client: httpx.Client, submit_url: str, status_url: str) -> str:
     """First requests build each function's runtime (store, sink); keep them out of the
     measurement. Returns a job id for the status scenario."""
-    client.get(hello_url).raise_for_status()
     job_id = ""
     for _ in range(5):
         response = client.post(
@@ -59,41 +60,61 @@ def _warm(client: httpx.Client, submit_url: str, status_url: str, hello_url: str
 
 
 def side_by_side(
-    settings: LoadSettings, *, rounds: int, workers: int, work_dir: pathlib.Path
+    settings: LoadSettings,
+    *,
+    rounds: int,
+    workers: int,
+    work_dir: pathlib.Path,
+    redis: bool = True,
 ) -> dict[str, Any]:
     """hello GET /, submit POST /v1/jobs, status GET /v1/jobs/{id}: the same load, in turn,
-    ``rounds`` times, with all three served the same way."""
+    ``rounds`` times, with all of them served the same way. With ``redis``, submit and status
+    run a second time on the cluster's stores (`-redis`: jobs and rate-limit windows on a
+    redis-server of this machine) beside the embedded default."""
     logs = work_dir / "logs"
-    with servers.event_sink(logs) as sink:
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(servers.event_sink(logs))
         env = {
             "T2V_DATA_DIR": str(work_dir / "data"),
             "T2V_MODEL_PROFILE": "tiny",
             "K_SINK": sink.url,
             **UNLIMITED_ADMISSION,
         }
+        stores: dict[str, dict[str, str]] = {"": {}}
+        if redis:
+            redis_url = stack.enter_context(servers.redis_server(work_dir / "redis"))
+            stores["-redis"] = {
+                "T2V_STORE_URL": f"{redis_url}/0",
+                "T2V_RATE_LIMIT_STORAGE": f"{redis_url}/1",
+            }
 
-        def serve(name: str, source: pathlib.Path) -> Any:
-            return servers.function(
-                name, source, env={**env, "K_SERVICE": f"t2v-{name}"}, workers=workers,
-                log_dir=logs,
+        def serve(name: str, source: pathlib.Path, suffix: str = "") -> servers.Served:
+            function_env = {**env, **stores[suffix], "K_SERVICE": f"t2v-{name}"}
+            return stack.enter_context(
+                servers.function(name, source, env=function_env, workers=workers,
+                                 log_dir=logs / (suffix.strip("-") or "embedded"))
             )  # fmt: skip
 
         functions = servers.REPO_ROOT / "functions"
-        with (
-            serve("hello", servers.HELLO_SOURCE) as hello,
-            serve("submit", functions / "submit" / "main.py") as submit,
-            serve("status", functions / "status" / "main.py") as status,
-            httpx.Client(timeout=10.0) as client,
-        ):
-            job_id = _warm(client, submit.url, status.url, hello.url)
-            runs: dict[str, list[LoadResult]] = {"hello": [], "submit": [], "status": []}
-            for _ in range(rounds):
-                runs["hello"].append(measure(hello, f"{hello.url}/", settings))
-                runs["submit"].append(
+        hello = serve("hello", servers.HELLO_SOURCE)
+        client = stack.enter_context(httpx.Client(timeout=10.0))
+        client.get(hello.url).raise_for_status()
+        pairs: dict[str, tuple[servers.Served, servers.Served, str]] = {}
+        for suffix in stores:
+            submit = serve("submit", functions / "submit" / "main.py", suffix)
+            status = serve("status", functions / "status" / "main.py", suffix)
+            pairs[suffix] = (submit, status, _warm(client, submit.url, status.url))
+        runs: dict[str, list[LoadResult]] = {"hello": []}
+        for _ in range(rounds):
+            runs["hello"].append(measure(hello, f"{hello.url}/", settings))
+            for suffix, (submit, status, job_id) in pairs.items():
+                runs.setdefault(f"submit{suffix}", []).append(
                     measure(submit, f"{submit.url}/v1/jobs", settings, method="POST",
                             body=JOB_BODY)
                 )  # fmt: skip
-                runs["status"].append(measure(status, f"{status.url}/v1/jobs/{job_id}", settings))
+                runs.setdefault(f"status{suffix}", []).append(
+                    measure(status, f"{status.url}/v1/jobs/{job_id}", settings)
+                )
     scenarios = {name: _median_result(results) for name, results in runs.items()}
     return {"scenarios": scenarios, "ratios": paired_ratios(runs)}
 
@@ -108,6 +129,8 @@ def paired_ratios(runs: Mapping[str, list[LoadResult]]) -> dict[str, dict[str, o
     """
     ratios: dict[str, dict[str, object]] = {}
     for name, target in TARGETS.items():
+        if name not in runs:
+            continue
         per_round = [
             result.requests_per_s / hello.requests_per_s
             for result, hello in zip(runs[name], runs["hello"], strict=True)

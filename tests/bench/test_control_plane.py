@@ -38,12 +38,14 @@ def test_short_run_measures_every_scenario(report_path: pathlib.Path) -> None:
         report_path,
     )
     scenarios = report["side_by_side"]["scenarios"]
-    assert set(scenarios) == {"hello", "submit", "status"}
+    assert set(scenarios) == {"hello", "submit", "status", "submit-redis", "status-redis"}
     for result in scenarios.values():
         _check(result)
         assert result["server_cpu_ms_per_request"] > 0
     ratios = report["side_by_side"]["ratios"]
-    assert set(ratios) == {"submit/hello", "status/hello"}
+    assert set(ratios) == {
+        "submit/hello", "status/hello", "submit-redis/hello", "status-redis/hello"
+    }  # fmt: skip
     assert all(ratio["ratio"] > 0 for ratio in ratios.values())
     generation = report["generation"]
     assert generation["job_seconds"] > 0
