@@ -68,7 +68,9 @@ class SubmitLimiter:
         """``redis``: where the windows live, shared by every replica; None: this process."""
         self._rate = rate
         self._max_active = max_active_jobs
-        self._shared = RedisWindows(redis, clock, namespace=_NAMESPACE) if redis is not None else None
+        self._shared = None
+        if redis is not None:
+            self._shared = RedisWindows(redis, clock, namespace=_NAMESPACE)
         self._local = LocalWindows(clock)
         self._store = store
         self._clock = clock

@@ -144,13 +144,16 @@ def event_sink(log_dir: pathlib.Path) -> Iterator[Served]:
         yield Served(name="sink", url=url, pid=process.pid)
 
 
-def _redis_ping(port: int) -> bool:
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
+        return bool(client.ping())
+    except redis.RedisError:
         return False
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager
@@ -168,12 +171,13 @@ def redis_server(data_dir: pathlib.Path) -> Iterator[str]:
         "--logfile", str(data_dir / "redis.log"),
     ]  # fmt: skip
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
-        while not _redis_ping(port):
+        while not _redis_answers(url):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start; see {data_dir / 'redis.log'}")
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}"
+        yield url
     finally:
         stop_process_group(process, grace_s=15)
