@@ -38,7 +38,7 @@ from t2v.store.base import JobStore
 
 if TYPE_CHECKING:
     # Imported where used: the local platform runs without redis installed.
-    import redis.asyncio as aioredis
+    from t2v.redis_pipe import PipelinedRedis
 
 DEFAULT_SUBMIT_RATE = "30/minute"
 DEFAULT_MAX_ACTIVE_JOBS = 20
@@ -47,12 +47,12 @@ ACTIVE_CAP_RETRY_AFTER_S = 30
 _NAMESPACE = "t2v-submit"
 
 
-def _redis_client(url: str) -> aioredis.Redis:
+def _redis_client(url: str) -> PipelinedRedis:
     if not url.startswith(("redis://", "rediss://")):
         raise ValueError(f"T2V_RATE_LIMIT_STORAGE {url!r} must be memory:// or redis://host")
-    import redis.asyncio as aioredis
+    from t2v.redis_pipe import PipelinedRedis
 
-    return aioredis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    return PipelinedRedis(url, timeout_s=5.0)
 
 
 class SubmitLimiter:
@@ -62,7 +62,7 @@ class SubmitLimiter:
         rate: RateLimitItem,
         max_active_jobs: int,
         store: JobStore,
-        redis: aioredis.Redis | None = None,
+        redis: PipelinedRedis | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``redis``: where the windows live, shared by every replica; None: this process."""
@@ -98,7 +98,7 @@ class SubmitLimiter:
 
     async def close(self) -> None:
         if self._redis is not None:
-            await self._redis.aclose()
+            await self._redis.close()
 
     async def _active_jobs(self, tenant: str) -> int:
         return await self._store.count_unfinished(tenant)

@@ -14,6 +14,7 @@ from t2v.errors import RateLimitedError, UnavailableError
 from t2v.jobs import Job, JobStatus, JobUpdate, new_job_id
 from t2v.rate_windows import LocalWindows, RedisWindows
 from t2v.ratelimit import SubmitLimiter
+from t2v.redis_pipe import PipelinedRedis
 from t2v.store import JobStore, open_job_store
 from tests.services import RedisServer, free_port
 
@@ -165,11 +166,9 @@ def test_local_windows_slide_the_previous_window_out_gradually() -> None:
 
 
 async def test_redis_windows_decide_as_the_local_ones(redis_service: RedisServer) -> None:
-    import redis.asyncio as aioredis
-
     now = 600.0
     local = LocalWindows(lambda: now)
-    client = aioredis.Redis.from_url(redis_service.url(db=1))
+    client = PipelinedRedis(redis_service.url(db=1))
     shared = RedisWindows(client, lambda: now, namespace=f"test-{uuid.uuid4().hex[:8]}")
     rate = parse("6/minute")
     try:
@@ -178,4 +177,4 @@ async def test_redis_windows_decide_as_the_local_ones(redis_service: RedisServer
             for who in ("a", "b"):
                 assert await shared.hit(rate, who) == local.hit(rate, who), (now, who)
     finally:
-        await client.aclose()
+        await client.close()

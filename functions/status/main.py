@@ -39,8 +39,11 @@ PRESIGNED_EXPIRY_S = 3600
 
 async def _visible_job(rt: Runtime, request: Request, job_id: str) -> Job:
     """The job if the caller may see it; another tenant's job is as unknown as a missing one."""
+    return _visible(rt, request, job_id, await rt.store.get(job_id))
+
+
+def _visible(rt: Runtime, request: Request, job_id: str, job: Job | None) -> Job:
     principal = rt.keys.authenticate(request.headers.get("authorization"))
-    job = await rt.store.get(job_id)
     if job is None or not rt.keys.can_see(principal, job.tenant):
         raise NotFoundError(f"job {job_id} not found")
     return job
@@ -48,8 +51,8 @@ async def _visible_job(rt: Runtime, request: Request, job_id: str) -> Job:
 
 async def get_job(request: Request, job_id: str) -> Response:
     rt = await runtime.get()
-    job = await _visible_job(rt, request, job_id)
-    position = await rt.store.queue_position(job)
+    found, position = await rt.store.get_with_position(job_id)
+    job = _visible(rt, request, job_id, found)
     base = base_url(request, rt.settings.public_url)
     body = rendered_jobs.body(job, base, queue_position=position, workers=rt.settings.infer_workers)
     return Response(body, media_type=JSON_MEDIA_TYPE)

@@ -56,6 +56,11 @@ class JobStore(Protocol):
 
     async def get(self, job_id: str) -> Job | None: ...
 
+    async def get_with_position(self, job_id: str) -> tuple[Job | None, int | None]:
+        """The job and, when it is queued, its `queue_position` (what a status read shows):
+        on Redis one round trip instead of two."""
+        ...
+
     async def list(
         self,
         *,

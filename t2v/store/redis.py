@@ -42,6 +42,7 @@ from redis.backoff import ExponentialBackoff
 
 from t2v.errors import IdempotencyConflictError, NotFoundError, UnavailableError
 from t2v.jobs import Job, JobStatus, JobUpdate, cancel, decode_job, merge
+from t2v.redis_pipe import PipelinedRedis
 from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, Lease
 from t2v.store.cursor import decode_cursor, encode_cursor
 from t2v.store.redis_create import Claim, CreateKeys, CreateScript, Outcome
@@ -78,12 +79,15 @@ async def _resolved(result: Awaitable[T] | T) -> T:
 
 
 class RedisJobStore:
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "t2v") -> None:
+    def __init__(self, client: aioredis.Redis, hot: PipelinedRedis, *, prefix: str = "t2v") -> None:
+        """``hot`` carries the commands on submit's and status's request path (a new job,
+        a job read, a queue rank); ``client`` everything else."""
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError(f"Redis key prefix {prefix!r} must be non-empty, without braces")
         self._redis = client
+        self._hot = hot
         self._p = "{" + prefix + "}"
-        self._create_script = CreateScript(client)
+        self._create_script = CreateScript(hot)
 
     @classmethod
     def from_url(cls, url: str) -> RedisJobStore:
@@ -92,13 +96,16 @@ class RedisJobStore:
         prefix = query.pop("prefix", "t2v")
         query.setdefault("socket_connect_timeout", "5")
         query.setdefault("socket_timeout", "5")
+        url = urlunsplit(parts._replace(query=urlencode(query)))
         client = aioredis.Redis.from_url(
-            urlunsplit(parts._replace(query=urlencode(query))),
+            url,
             decode_responses=True,
             # Retry briefly on a dropped connection, then report 503 rather than hang.
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
         )
-        return cls(client, prefix=prefix)
+        return cls(
+            client, PipelinedRedis(url, timeout_s=float(query["socket_timeout"])), prefix=prefix
+        )
 
     # Key names -------------------------------------------------------------------------
     def _job_key(self, job_id: str) -> str:
@@ -264,7 +271,8 @@ class RedisJobStore:
         return await self._transact(watch, op)
 
     async def get(self, job_id: str) -> Job | None:
-        raw: str | None = await self._read(lambda r: r.get(self._job_key(job_id)))
+        with self._unavailable_on_connection_loss():
+            raw: str | None = await self._hot.execute("GET", self._job_key(job_id))
         return self._parse(raw)
 
     async def list(
@@ -463,14 +471,34 @@ class RedisJobStore:
 
         return await self._transact([self._job_key(job_id)], op)
 
+    async def get_with_position(self, job_id: str) -> tuple[Job | None, int | None]:
+        # Both asked at once: the rank is only used if the job turns out to be queued.
+        queued = self._index_key(None, JobStatus.QUEUED)
+        with self._unavailable_on_connection_loss():
+            raw, rank = await self._hot.execute_many(
+                [("GET", self._job_key(job_id)), ("ZRANK", queued, job_id)]
+            )
+        job = self._parse(raw)
+        if job is None:
+            return None, None
+        return job, await self._queue_position(job, rank)
+
     async def queue_position(self, job: Job) -> int | None:
         if job.status != JobStatus.QUEUED:
             return None
         index = self._index_key(None, JobStatus.QUEUED)
         # The index orders equal scores by id, as SQLite orders (created_at, id): a rank.
-        rank: int | None = await self._read(lambda r: _resolved(r.zrank(index, job.id)))
+        with self._unavailable_on_connection_loss():
+            rank: int | None = await self._hot.execute("ZRANK", index, job.id)
+        return await self._queue_position(job, rank)
+
+    async def _queue_position(self, job: Job, rank: int | None) -> int | None:
+        """From the job's ``rank`` in the queued index (None: not in it)."""
+        if job.status != JobStatus.QUEUED:
+            return None
         if rank is not None:
             return int(rank) + 1
+        index = self._index_key(None, JobStatus.QUEUED)
 
         async def count(r: aioredis.Redis) -> int:
             # `job` has left the queue since it was read: count the queued jobs before it.
@@ -503,4 +531,5 @@ class RedisJobStore:
         await self._read(lambda r: _resolved(r.ping()))
 
     async def close(self) -> None:
+        await self._hot.close()
         await self._redis.aclose()

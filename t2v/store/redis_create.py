@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-import redis.asyncio as aioredis
+from t2v.redis_pipe import Arg, PipelinedRedis, Script
 
 # KEYS: job, idx:all, idx:tenant, idx:status, idx:tenant-status[, idempotency claim]
 # ARGV: job JSON, created_at, job id, "1" to rank the job[, request hash, claim JSON, TTL ms]
@@ -80,9 +80,9 @@ class Claim:
 
 
 class CreateScript:
-    def __init__(self, client: aioredis.Redis) -> None:
-        # redis-py runs it by EVALSHA and loads it again when the server has lost it.
-        self._script = client.register_script(CREATE_LUA)
+    def __init__(self, client: PipelinedRedis) -> None:
+        self._client = client
+        self._script = Script(CREATE_LUA)
 
     async def run(
         self,
@@ -95,11 +95,11 @@ class CreateScript:
         claim: Claim | None,
     ) -> CreateReply:
         names = [keys.job, *keys.indexes]
-        args: list[str | bytes | int] = [job_json, repr(created_at), job_id, "1" if rank else "0"]
+        args: list[Arg] = [job_json, repr(created_at), job_id, "1" if rank else "0"]
         if keys.claim is not None and claim is not None:
             names.append(keys.claim)
             args += [claim.request_hash, claim.record, claim.ttl_ms]
-        reply = await self._script(keys=names, args=args)
+        reply = await self._client.run_script(self._script, names, args)
         outcome = Outcome(reply[0])
         if outcome is Outcome.CREATED and len(reply) > 1 and reply[1] is not None:
             return CreateReply(outcome, queue_position=int(reply[1]) + 1)

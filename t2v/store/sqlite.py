@@ -357,6 +357,10 @@ class SqliteJobStore:
 
         return await self._run(op)
 
+    async def get_with_position(self, job_id: str) -> tuple[Job | None, int | None]:
+        job = await self.get(job_id)
+        return job, None if job is None else await self.queue_position(job)
+
     async def queue_position(self, job: Job) -> int | None:
         if job.status != JobStatus.QUEUED:
             return None  # most status reads: nothing to count, nothing to ask the database

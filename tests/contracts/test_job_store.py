@@ -321,7 +321,10 @@ async def test_queue_position_counts_older_queued_jobs_of_every_tenant(
         await job_store.queue_position(job) for job in (first, other_tenant, tied_a, tied_b, last)
     ]
     assert positions == [1, 2, 3, 4, 5]
+    assert await job_store.get_with_position(tied_b.id) == (tied_b, 4)
+    assert await job_store.get_with_position(new_job_id()) == (None, None)
     running = (await job_store.apply(started(first))).job
+    assert await job_store.get_with_position(first.id) == (running, None)
     assert await job_store.queue_position(running) is None
     assert await job_store.queue_position(last) == 4
     assert await job_store.count(JobStatus.QUEUED) == 4

@@ -1,0 +1,205 @@
+"""PipelinedRedis: the Redis commands on submit's and status's request path, written as they
+come and answered in order, on one connection per event loop.
+
+redis-py's asyncio client costs about 90 us of CPU per command (a pooled connection taken and
+given back, a retry wrapper and a timeout around every read); a connection that writes each
+command at once and matches replies to waiters in order, parsed by hiredis, costs about 9 us
+(BENCHMARKS.md, control plane). Only the hot commands go here (the create and rate-limit
+scripts, a job's GET, its queue rank); everything else stays on redis-py.
+
+Errors are redis-py's, so callers keep one set of except clauses: a lost or timed-out
+connection fails every command waiting on it with `ConnectionError` or `TimeoutError` (the
+next command connects again), an error reply raises `ResponseError` (`NoScriptError` for
+NOSCRIPT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import ssl
+import weakref
+from typing import Any
+
+import hiredis
+import redis.exceptions as redis_errors
+from redis.asyncio.connection import SSLConnection, parse_url
+
+Arg = str | bytes | int | float
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader(encoding="utf-8")
+        self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.lost: Exception | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (reply := self.reader.gets()) is not False:
+            if not self.waiters:
+                self.fail(redis_errors.ConnectionError("Redis sent a reply nobody asked for"))
+                return
+            waiter = self.waiters.popleft()
+            if waiter.done():
+                continue  # its caller gave up (cancelled); the reply still had to be read
+            if isinstance(reply, hiredis.ReplyError):
+                waiter.set_exception(_reply_error(str(reply)))
+            else:
+                waiter.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = redis_errors.ConnectionError(f"Redis connection lost: {exc or 'closed'}")
+        self._fail_waiters(self.lost)
+
+    def fail(self, error: Exception) -> None:
+        """Give up the connection: later replies could not be matched to their commands."""
+        self.lost = error
+        if self.transport is not None:
+            self.transport.abort()
+        self._fail_waiters(error)
+
+    def _fail_waiters(self, error: Exception) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+
+
+def _reply_error(message: str) -> redis_errors.ResponseError:
+    if message.startswith("NOSCRIPT"):
+        return redis_errors.NoScriptError(message)
+    return redis_errors.ResponseError(message)
+
+
+class Script:
+    """A Lua script run by EVALSHA, loaded again where the server has lost it."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+class PipelinedRedis:
+    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+        """``url`` as redis-py takes it (`redis://`, `rediss://`, `unix://`; user, password
+        and db honoured)."""
+        self._options: dict[str, Any] = dict(parse_url(url))
+        self._timeout_s = timeout_s
+        self._connections: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Future[_Connection]
+        ] = weakref.WeakKeyDictionary()
+
+    async def execute(self, *args: Arg) -> Any:
+        loop = asyncio.get_running_loop()
+        connection = await self._connection(loop)
+        return await self._reply(connection, _send(loop, connection, args))
+
+    async def execute_many(self, commands: list[tuple[Arg, ...]]) -> list[Any]:
+        """Send ``commands`` together, one round trip; their replies in order (the first
+        error raised). Not a transaction: another client's command may run in between."""
+        loop = asyncio.get_running_loop()
+        connection = await self._connection(loop)
+        waiters = [_send(loop, connection, command) for command in commands]
+        replies: list[Any] = []
+        try:
+            for waiter in waiters:
+                replies.append(await self._reply(connection, waiter))
+        finally:
+            for waiter in waiters[len(replies) + 1 :]:
+                # Read or dropped, so no error goes unretrieved (its reply is skipped).
+                if waiter.done() and not waiter.cancelled():
+                    waiter.exception()
+                else:
+                    waiter.cancel()
+        return replies
+
+    async def _reply(self, connection: _Connection, waiter: asyncio.Future[Any]) -> Any:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await waiter
+        except TimeoutError:
+            error = redis_errors.TimeoutError(f"no reply from Redis in {self._timeout_s} s")
+            connection.fail(error)
+            raise error from None
+
+    async def run_script(self, script: Script, keys: list[str], args: list[Arg]) -> Any:
+        try:
+            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis_errors.NoScriptError:
+            await self.execute("SCRIPT", "LOAD", script.source)
+            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def close(self) -> None:
+        for loop, pending in list(self._connections.items()):
+            # A closed loop's transports went with it (tests run a loop per test).
+            if not loop.is_closed() and pending.done() and pending.exception() is None:
+                transport = pending.result().transport
+                if transport is not None:
+                    transport.close()
+        self._connections.clear()
+
+    async def _connection(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        pending = self._connections.get(loop)
+        if pending is not None and pending.done():
+            if pending.exception() is None and pending.result().lost is None:
+                return pending.result()
+            pending = None  # lost, or never made: connect again
+        if pending is None:
+            pending = loop.create_future()
+            self._connections[loop] = pending
+            try:
+                pending.set_result(await self._connect(loop))
+            except Exception as exc:
+                pending.set_exception(exc)
+                pending.exception()  # retrieved: the callers waiting on it see it raised
+        # Callers that came while this loop was connecting share the one connection.
+        return await asyncio.shield(pending)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        options = self._options
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                if "path" in options:
+                    _, protocol = await loop.create_unix_connection(_Connection, options["path"])
+                else:
+                    tls = ssl.create_default_context() if _wants_tls(options) else None
+                    _, protocol = await loop.create_connection(
+                        _Connection, options.get("host", "localhost"), options.get("port", 6379),
+                        ssl=tls,
+                    )  # fmt: skip
+        except (OSError, TimeoutError) as exc:
+            raise redis_errors.ConnectionError(f"cannot connect to Redis: {exc}") from exc
+        # Written before anyone else may write: every later command runs logged in, on db.
+        setup: list[tuple[Arg, ...]] = []
+        if options.get("password"):
+            user = [options["username"]] if options.get("username") else []
+            setup.append(("AUTH", *user, options["password"]))
+        if options.get("db"):
+            setup.append(("SELECT", int(options["db"])))
+        for waiter in [_send(loop, protocol, command) for command in setup]:
+            await self._reply(protocol, waiter)
+        return protocol
+
+
+def _wants_tls(options: dict[str, Any]) -> bool:
+    connection_class = options.get("connection_class")
+    return isinstance(connection_class, type) and issubclass(connection_class, SSLConnection)
+
+
+def _send(
+    loop: asyncio.AbstractEventLoop, connection: _Connection, args: tuple[Arg, ...]
+) -> asyncio.Future[Any]:
+    if connection.lost is not None or connection.transport is None:
+        raise connection.lost or redis_errors.ConnectionError("Redis connection not open")
+    waiter: asyncio.Future[Any] = loop.create_future()
+    connection.waiters.append(waiter)
+    # hiredis's stub types the argument as a 1-tuple; it takes any number.
+    connection.transport.write(hiredis.pack_command(args))  # type: ignore[arg-type]
+    return waiter
