@@ -30,15 +30,45 @@ Arg = str | bytes | int | float
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float) -> None:
         self.reader = hiredis.Reader(encoding="utf-8")
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.sent_at: collections.deque[float] = collections.deque()  # loop.time(), per waiter
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._timeout_s = timeout_s
+        # One timer per connection, not one per command (asyncio.timeout around each await
+        # cost a third of a command's CPU): replies come in order, so only the oldest waiter
+        # can be the first overdue.
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.loop = asyncio.get_running_loop()
+
+    def send(self, loop: asyncio.AbstractEventLoop, args: tuple[Arg, ...]) -> asyncio.Future[Any]:
+        if self.lost is not None or self.transport is None:
+            raise self.lost or redis_errors.ConnectionError("Redis connection not open")
+        waiter: asyncio.Future[Any] = loop.create_future()
+        self.waiters.append(waiter)
+        self.sent_at.append(loop.time())
+        # hiredis's stub types the argument as a 1-tuple; it takes any number.
+        self.transport.write(hiredis.pack_command(args))  # type: ignore[arg-type]
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self._timeout_s, self._check_overdue, loop)
+        return waiter
+
+    def _check_overdue(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._watchdog = None
+        if not self.sent_at:
+            return
+        due = self.sent_at[0] + self._timeout_s
+        if loop.time() >= due:
+            self.fail(redis_errors.TimeoutError(f"no reply from Redis in {self._timeout_s} s"))
+        else:
+            self._watchdog = loop.call_at(due, self._check_overdue, loop)
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -47,6 +77,7 @@ class _Connection(asyncio.Protocol):
                 self.fail(redis_errors.ConnectionError("Redis sent a reply nobody asked for"))
                 return
             waiter = self.waiters.popleft()
+            self.sent_at.popleft()
             if waiter.done():
                 continue  # its caller gave up (cancelled); the reply still had to be read
             if isinstance(reply, hiredis.ReplyError):
@@ -55,7 +86,8 @@ class _Connection(asyncio.Protocol):
                 waiter.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = redis_errors.ConnectionError(f"Redis connection lost: {exc or 'closed'}")
+        if self.lost is None:
+            self.lost = redis_errors.ConnectionError(f"Redis connection lost: {exc or 'closed'}")
         self._fail_waiters(self.lost)
 
     def fail(self, error: Exception) -> None:
@@ -66,6 +98,10 @@ class _Connection(asyncio.Protocol):
         self._fail_waiters(error)
 
     def _fail_waiters(self, error: Exception) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        self.sent_at.clear()
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -95,22 +131,26 @@ class PipelinedRedis:
         self._connections: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Future[_Connection]
         ] = weakref.WeakKeyDictionary()
+        self._last: _Connection | None = None  # the connection used last
 
     async def execute(self, *args: Arg) -> Any:
         loop = asyncio.get_running_loop()
-        connection = await self._connection(loop)
-        return await self._reply(connection, _send(loop, connection, args))
+        # The usual case without a coroutine call: this loop's connection, open.
+        connection = self._last
+        if connection is None or connection.loop is not loop or connection.lost is not None:
+            connection = await self._connection(loop)
+        return await connection.send(loop, args)
 
     async def execute_many(self, commands: list[tuple[Arg, ...]]) -> list[Any]:
         """Send ``commands`` together, one round trip; their replies in order (the first
         error raised). Not a transaction: another client's command may run in between."""
         loop = asyncio.get_running_loop()
         connection = await self._connection(loop)
-        waiters = [_send(loop, connection, command) for command in commands]
+        waiters = [connection.send(loop, command) for command in commands]
         replies: list[Any] = []
         try:
             for waiter in waiters:
-                replies.append(await self._reply(connection, waiter))
+                replies.append(await waiter)
         finally:
             for waiter in waiters[len(replies) + 1 :]:
                 # Read or dropped, so no error goes unretrieved (its reply is skipped).
@@ -119,15 +159,6 @@ class PipelinedRedis:
                 else:
                     waiter.cancel()
         return replies
-
-    async def _reply(self, connection: _Connection, waiter: asyncio.Future[Any]) -> Any:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                return await waiter
-        except TimeoutError:
-            error = redis_errors.TimeoutError(f"no reply from Redis in {self._timeout_s} s")
-            connection.fail(error)
-            raise error from None
 
     async def run_script(self, script: Script, keys: list[str], args: list[Arg]) -> Any:
         try:
@@ -144,12 +175,14 @@ class PipelinedRedis:
                 if transport is not None:
                     transport.close()
         self._connections.clear()
+        self._last = None
 
     async def _connection(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         pending = self._connections.get(loop)
         if pending is not None and pending.done():
             if pending.exception() is None and pending.result().lost is None:
-                return pending.result()
+                self._last = pending.result()
+                return self._last
             pending = None  # lost, or never made: connect again
         if pending is None:
             pending = loop.create_future()
@@ -160,19 +193,22 @@ class PipelinedRedis:
                 pending.set_exception(exc)
                 pending.exception()  # retrieved: the callers waiting on it see it raised
         # Callers that came while this loop was connecting share the one connection.
-        return await asyncio.shield(pending)
+        self._last = await asyncio.shield(pending)
+        return self._last
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         options = self._options
         try:
             async with asyncio.timeout(self._timeout_s):
                 if "path" in options:
-                    _, protocol = await loop.create_unix_connection(_Connection, options["path"])
+                    _, protocol = await loop.create_unix_connection(
+                        lambda: _Connection(self._timeout_s), options["path"]
+                    )
                 else:
                     tls = ssl.create_default_context() if _wants_tls(options) else None
                     _, protocol = await loop.create_connection(
-                        _Connection, options.get("host", "localhost"), options.get("port", 6379),
-                        ssl=tls,
+                        lambda: _Connection(self._timeout_s),
+                        options.get("host", "localhost"), options.get("port", 6379), ssl=tls,
                     )  # fmt: skip
         except (OSError, TimeoutError) as exc:
             raise redis_errors.ConnectionError(f"cannot connect to Redis: {exc}") from exc
@@ -183,23 +219,11 @@ class PipelinedRedis:
             setup.append(("AUTH", *user, options["password"]))
         if options.get("db"):
             setup.append(("SELECT", int(options["db"])))
-        for waiter in [_send(loop, protocol, command) for command in setup]:
-            await self._reply(protocol, waiter)
+        for waiter in [protocol.send(loop, command) for command in setup]:
+            await waiter
         return protocol
 
 
 def _wants_tls(options: dict[str, Any]) -> bool:
     connection_class = options.get("connection_class")
     return isinstance(connection_class, type) and issubclass(connection_class, SSLConnection)
-
-
-def _send(
-    loop: asyncio.AbstractEventLoop, connection: _Connection, args: tuple[Arg, ...]
-) -> asyncio.Future[Any]:
-    if connection.lost is not None or connection.transport is None:
-        raise connection.lost or redis_errors.ConnectionError("Redis connection not open")
-    waiter: asyncio.Future[Any] = loop.create_future()
-    connection.waiters.append(waiter)
-    # hiredis's stub types the argument as a 1-tuple; it takes any number.
-    connection.transport.write(hiredis.pack_command(args))  # type: ignore[arg-type]
-    return waiter
