@@ -103,3 +103,22 @@ async def test_a_reply_that_does_not_come_times_out(redis_service: RedisServer) 
         assert await pipe.execute("PING") == "PONG"
     finally:
         await pipe.close()
+
+
+async def test_a_password_in_the_url_logs_in(own_redis: RedisServer) -> None:
+    import redis
+
+    admin = redis.Redis(port=own_redis.port)
+    try:
+        admin.config_set("requirepass", "s3cret")
+    finally:
+        admin.close()
+    refused = PipelinedRedis(own_redis.url())
+    allowed = PipelinedRedis(f"redis://:s3cret@127.0.0.1:{own_redis.port}/4")
+    try:
+        with pytest.raises(redis_errors.ResponseError, match="NOAUTH"):
+            await refused.execute("PING")
+        assert await allowed.execute("PING") == "PONG"
+    finally:
+        await refused.close()
+        await allowed.close()
