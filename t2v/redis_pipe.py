@@ -42,6 +42,7 @@ class _Connection(asyncio.Protocol):
         # cost a third of a command's CPU): replies come in order, so only the oldest waiter
         # can be the first overdue.
         self._watchdog: asyncio.TimerHandle | None = None
+        self._unsent: list[bytes] = []  # commands sent in this pass of the loop, not written
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -55,10 +56,18 @@ class _Connection(asyncio.Protocol):
         self.waiters.append(waiter)
         self.sent_at.append(loop.time())
         # hiredis's stub types the argument as a 1-tuple; it takes any number.
-        self.transport.write(hiredis.pack_command(args))  # type: ignore[arg-type]
+        self._unsent.append(hiredis.pack_command(args))  # type: ignore[arg-type]
+        if len(self._unsent) == 1:
+            loop.call_soon(self._write_unsent)
         if self._watchdog is None:
             self._watchdog = loop.call_later(self._timeout_s, self._check_overdue, loop)
         return waiter
+
+    def _write_unsent(self) -> None:
+        """Everything sent in one pass of the loop goes out in one write (one system call)."""
+        unsent, self._unsent = self._unsent, []
+        if self.transport is not None and self.lost is None:
+            self.transport.write(b"".join(unsent))
 
     def _check_overdue(self, loop: asyncio.AbstractEventLoop) -> None:
         self._watchdog = None
@@ -102,6 +111,7 @@ class _Connection(asyncio.Protocol):
             self._watchdog.cancel()
             self._watchdog = None
         self.sent_at.clear()
+        self._unsent.clear()
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():

@@ -65,6 +65,12 @@ def _begin_writes(pipe: Pipeline) -> None:
     pipe.multi()  # type: ignore[no-untyped-call]
 
 
+def _key_reused() -> IdempotencyConflictError:
+    return IdempotencyConflictError(
+        "this Idempotency-Key was already used with a different request"
+    )
+
+
 def _encode(job: Job) -> bytes:
     # orjson, as the SQLite store: a fifth of the json module's time for a job.
     return orjson.dumps(job.to_dict())
@@ -221,9 +227,7 @@ class RedisJobStore:
         if reply.outcome is Outcome.CREATED:
             return CreateResult(job, created=True, queue_position=reply.queue_position)
         if reply.outcome is Outcome.CONFLICT:
-            raise IdempotencyConflictError(
-                "this Idempotency-Key was already used with a different request"
-            )
+            raise _key_reused()
         if reply.outcome is Outcome.REPLAY and reply.job_id is not None:
             existing = await self.get(reply.job_id)
             if existing is not None:
@@ -254,9 +258,7 @@ class RedisJobStore:
                 claim = json.loads(raw) if raw is not None else None
                 if claim is not None and claim["expires_at"] > job.created_at:
                     if claim["request_hash"] != idempotency.request_hash:
-                        raise IdempotencyConflictError(
-                            "this Idempotency-Key was already used with a different request"
-                        )
+                        raise _key_reused()
                     existing = await self._load(pipe, claim["job_id"])
                     if existing is not None:
                         return CreateResult(existing, created=False)
