@@ -1,11 +1,12 @@
 """PipelinedRedis: the Redis commands on submit's and status's request path, written as they
 come and answered in order, on one connection per event loop.
 
-redis-py's asyncio client costs about 90 us of CPU per command (a pooled connection taken and
-given back, a retry wrapper and a timeout around every read); a connection that writes each
-command at once and matches replies to waiters in order, parsed by hiredis, costs about 9 us
-(BENCHMARKS.md, control plane). Only the hot commands go here (the create and rate-limit
-scripts, a job's GET, its queue rank); everything else stays on redis-py.
+redis-py's asyncio client costs 60-130 us of CPU per command (a pooled connection taken and
+given back, a retry wrapper and a timeout around every read); a connection that writes the
+commands of each pass of the loop at once and matches replies to waiters in order, parsed by
+hiredis, costs 5-9 us (`python -m bench.redis_client`; BENCHMARKS.md, control plane). Only
+the hot commands go here (the create and rate-limit scripts, a job's GET, its queue rank);
+everything else stays on redis-py.
 
 Errors are redis-py's, so callers keep one set of except clauses: a lost or timed-out
 connection fails every command waiting on it with `ConnectionError` or `TimeoutError` (the
@@ -199,9 +200,14 @@ class PipelinedRedis:
             self._connections[loop] = pending
             try:
                 pending.set_result(await self._connect(loop))
-            except Exception as exc:
-                pending.set_exception(exc)
-                pending.exception()  # retrieved: the callers waiting on it see it raised
+            except BaseException as exc:
+                # Failed or cancelled: whoever waits on this connect sees it fail (retrieved
+                # here, raised to them), and the next command connects again.
+                failed = exc if isinstance(exc, Exception) else None
+                pending.set_exception(failed or redis_errors.ConnectionError("connect cancelled"))
+                pending.exception()
+                if failed is None:
+                    raise
         # Callers that came while this loop was connecting share the one connection.
         self._last = await asyncio.shield(pending)
         return self._last
@@ -229,8 +235,12 @@ class PipelinedRedis:
             setup.append(("AUTH", *user, options["password"]))
         if options.get("db"):
             setup.append(("SELECT", int(options["db"])))
-        for waiter in [protocol.send(loop, command) for command in setup]:
-            await waiter
+        try:
+            for waiter in [protocol.send(loop, command) for command in setup]:
+                await waiter
+        except BaseException:
+            protocol.fail(redis_errors.ConnectionError("Redis refused the login or the db"))
+            raise
         return protocol
 
 

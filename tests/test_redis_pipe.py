@@ -122,3 +122,25 @@ async def test_a_password_in_the_url_logs_in(own_redis: RedisServer) -> None:
     finally:
         await refused.close()
         await allowed.close()
+
+
+async def test_a_wrong_password_fails_each_command_and_leaves_no_connection(
+    own_redis: RedisServer,
+) -> None:
+    import redis
+
+    admin = redis.Redis(port=own_redis.port)
+    try:
+        admin.config_set("requirepass", "right")
+        wrong = PipelinedRedis(f"redis://:wrong@127.0.0.1:{own_redis.port}/0")
+        try:
+            for _ in range(2):
+                with pytest.raises(redis_errors.ResponseError):
+                    await wrong.execute("PING")
+        finally:
+            await wrong.close()
+        await asyncio.sleep(0.05)
+        clients = admin.execute_command("CLIENT", "LIST", password="right")
+    finally:
+        admin.close()
+    assert len(clients.splitlines()) == 1  # the admin connection alone
