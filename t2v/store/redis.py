@@ -518,16 +518,12 @@ class RedisJobStore:
         return int(await self._read(lambda r: _resolved(r.zcard(index))))
 
     async def count_unfinished(self, tenant: str) -> int:
+        # On every submit while the cap is on: the pipelined connection, one round trip.
         queued = self._index_key(tenant, JobStatus.QUEUED)
         running = self._index_key(tenant, JobStatus.RUNNING)
-
-        async def count(r: aioredis.Redis) -> int:
-            async with r.pipeline(transaction=True) as pipe:
-                pipe.zcard(queued)
-                pipe.zcard(running)
-                return sum(int(n) for n in await pipe.execute())
-
-        return await self._read(count)
+        with self._unavailable_on_connection_loss():
+            counts = await self._hot.execute_many([("ZCARD", queued), ("ZCARD", running)])
+        return sum(int(n) for n in counts)
 
     async def ping(self) -> None:
         await self._read(lambda r: _resolved(r.ping()))
