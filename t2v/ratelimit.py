@@ -118,7 +118,8 @@ class SubmitLimiter:
 
         try:
             return await self._shared.hit(self._rate, tenant)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        except (redis_errors.RedisError, OSError) as exc:
+            # Any failure of the storage (lost, silent, refusing the login) is a 503.
             raise UnavailableError(f"rate limit storage unavailable: {exc}") from exc
 
     async def check(self, tenant: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import redis
 from limits import parse
 
 from t2v.errors import RateLimitedError, UnavailableError
@@ -16,7 +17,7 @@ from t2v.rate_windows import LocalWindows, RedisWindows
 from t2v.ratelimit import SubmitLimiter
 from t2v.redis_pipe import PipelinedRedis
 from t2v.store import JobStore, open_job_store
-from tests.services import RedisServer, free_port
+from tests.services import RedisServer, free_port, redis_server
 
 
 @pytest.fixture
@@ -178,3 +179,18 @@ async def test_redis_windows_decide_as_the_local_ones(redis_service: RedisServer
                 assert await shared.hit(rate, who) == local.hit(rate, who), (now, who)
     finally:
         await client.close()
+
+
+async def test_a_redis_that_refuses_the_login_is_unavailable(
+    limiter: Callable[..., SubmitLimiter],
+) -> None:
+    with redis_server() as server:
+        admin = redis.Redis(port=server.port)
+        try:
+            admin.config_set("requirepass", "right")
+        finally:
+            admin.close()
+        limits = limiter(f"redis://:wrong@127.0.0.1:{server.port}/1", "5/minute")
+        with pytest.raises(UnavailableError):
+            await limits.check(tenant())
+        await limits.close()

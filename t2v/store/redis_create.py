@@ -1,8 +1,8 @@
 """A new job created on Redis in one round trip: a Lua script run by EVALSHA.
 
 The general path (`RedisJobStore._transact`) is WATCH, GET, MULTI/EXEC and then a queue
-position: four round trips and redis-py's pipeline machinery, about three quarters of a
-submit's CPU on the control-plane bench. A job id is new (a millisecond clock and 80 random
+position: four round trips and redis-py's pipeline machinery, over half of a submit's CPU
+(in-process, BENCHMARKS.md). A job id is new (a millisecond clock and 80 random
 bits), so a create rarely needs the read-merge-write: the script checks the idempotency
 claim, writes the job and its indexes and ranks the job in its status index, atomically on the
 server. What it does not handle (the id exists already, or a claim names a job that is gone)
