@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
+import random
 from typing import Any
 
 import rust_infer
@@ -15,11 +15,13 @@ MAX_IDEMPOTENCY_KEY = 255
 
 
 def normalize(body: bytes, *, profile: str) -> dict[str, Any]:
-    """Validate and normalise a request body; an unseeded request gets a fresh random seed."""
+    """Validate and normalise a request body; an unseeded request gets a fresh random seed.
+
+    The seed is shown to the user and only makes the video repeatable: it needs no
+    cryptographic randomness (Python's generator, reseeded in every forked worker)."""
     try:
-        return dict(
-            rust_infer.normalize_request(body, profile=profile, fresh_seed=secrets.randbits(32))
-        )
+        seed = random.getrandbits(32)
+        return dict(rust_infer.normalize_request(body, profile=profile, fresh_seed=seed))
     except rust_infer.InvalidRequest as exc:
         raise InvalidRequestError(exc.message, code=exc.code, field=exc.field) from exc
 

@@ -10,7 +10,6 @@ import asyncio
 import functools
 import json
 import logging
-import os
 import re
 import uuid
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from jsonschema.exceptions import best_match
 
 from t2v.errors import MalformedEventError, UnavailableError
 from t2v.keepalive import ExchangeError, KeepAliveClient
+from t2v.random_ids import random_hex
 from t2v.relay import EventRelay
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def binary_event(
         "ce-type": _constant_header(event_type),
         "ce-source": _constant_header(source),
         "ce-subject": _header_value(subject),
-        "ce-id": os.urandom(16).hex() if event_id is None else _header_value(event_id),
+        "ce-id": random_hex(16) if event_id is None else _header_value(event_id),
         "ce-time": datetime.now(UTC).isoformat() if time is None else _header_value(time),
         "content-type": "application/json",
         "ce-dataschema": _constant_header(data_schema(event_type)),
