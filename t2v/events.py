@@ -190,10 +190,17 @@ class EventSink(Protocol):
         """Deliver ``event`` now (retried briefly), or raise UnavailableError."""
 
     def post_soon(
-        self, event_type: str, *, source: str, subject: str, data: Mapping[str, Any]
+        self,
+        event_type: str,
+        *,
+        source: str,
+        subject: str,
+        data: Mapping[str, Any],
+        time: str | None = None,
     ) -> None:
         """Queue the event and return at once; it is delivered at least once, or given up
-        with an error log (or dropped, with a warning, when too many are waiting)."""
+        with an error log (or dropped, with a warning, when too many are waiting). ``time``:
+        when it happened (RFC 3339), now by default."""
 
 
 class HttpEventSink:
@@ -232,9 +239,17 @@ class HttpEventSink:
         raise UnavailableError(f"could not deliver {event['type']} to the broker: {reason}")
 
     def post_soon(
-        self, event_type: str, *, source: str, subject: str, data: Mapping[str, Any]
+        self,
+        event_type: str,
+        *,
+        source: str,
+        subject: str,
+        data: Mapping[str, Any],
+        time: str | None = None,
     ) -> None:
-        headers, body = binary_event(event_type, source=source, subject=subject, data=data)
+        headers, body = binary_event(
+            event_type, source=source, subject=subject, data=data, time=time
+        )
         self.relay.post_soon(headers, body, description=f"{event_type} for {subject}")
 
     async def close(self, timeout_s: float = 2.0) -> None:
@@ -250,6 +265,12 @@ class DiscardingEventSink:
         log.info("K_SINK not set; dropping %s for %s", event["type"], event.get("subject"))
 
     def post_soon(
-        self, event_type: str, *, source: str, subject: str, data: Mapping[str, Any]
+        self,
+        event_type: str,
+        *,
+        source: str,
+        subject: str,
+        data: Mapping[str, Any],
+        time: str | None = None,
     ) -> None:
         log.info("K_SINK not set; dropping %s for %s", event_type, subject)

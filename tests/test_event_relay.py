@@ -234,7 +234,10 @@ def test_a_relay_moves_to_a_new_event_loop_and_sends_what_the_old_one_held() -> 
 async def test_http_sink_post_soon_sends_a_cloudevent(sink: ScriptedServer) -> None:
     data = {"job_id": "job_1", "tenant": "local", "params": {"prompt": "a fox"}}
     http_sink = events.HttpEventSink(sink.url)
-    http_sink.post_soon(events.JOB_REQUESTED, source="/t2v/submit", subject="job_1", data=data)
+    at = "2026-11-27T06:00:00.5Z"
+    http_sink.post_soon(
+        events.JOB_REQUESTED, source="/t2v/submit", subject="job_1", data=data, time=at
+    )
     await http_sink.relay.drain(5)
     await http_sink.close()
     (request,) = sink.requests
@@ -244,7 +247,7 @@ async def test_http_sink_post_soon_sends_a_cloudevent(sink: ScriptedServer) -> N
     assert (event["type"], event["source"], event["subject"]) == (
         events.JOB_REQUESTED, "/t2v/submit", "job_1"
     )  # fmt: skip
-    assert event.get_data() == data
+    assert event.get_data() == data and event["time"] == at
 
 
 async def test_discarding_sink_post_soon_logs(caplog: pytest.LogCaptureFixture) -> None:

@@ -23,7 +23,7 @@ from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobError, JobStatus, JobUpdate, new_job_id
 from t2v.metrics import instrumented
 from t2v.ratelimit import SubmitLimiter
-from t2v.resources import job_resource, json_response
+from t2v.resources import iso_time, job_resource, json_response
 from t2v.runtime import Lazy, Runtime, lazy_runtime
 from t2v.store import CreateResult, IdempotencyClaim
 
@@ -63,16 +63,18 @@ async def _accept(
     )
     result = await rt.store.create(job, claim)
     if result.created:
-        _request_generation(rt, result.job)
+        # The job's creation time, which the 202 shows too: formatted once for both.
+        _request_generation(rt, result.job, at=iso_time(result.job.created_at))
     return result, rate_headers
 
 
-def _request_generation(rt: Runtime, job: Job) -> None:
+def _request_generation(rt: Runtime, job: Job, *, at: str | None = None) -> None:
     """Queue `job.requested` for the relay, which sends it right after this request in a
     pipelined batch (at least once, or an error log). The job is stored first: a request the
-    broker never gets is re-requested by the sweep, so the 202 need not wait for the send."""
+    broker never gets is re-requested by the sweep, so the 202 need not wait for the send.
+    ``at``: the event's time (RFC 3339), now by default."""
     data = {"job_id": job.id, "tenant": job.tenant, "params": job.params}
-    rt.sink.post_soon(events.JOB_REQUESTED, source=rt.source, subject=job.id, data=data)
+    rt.sink.post_soon(events.JOB_REQUESTED, source=rt.source, subject=job.id, data=data, time=at)
 
 
 async def create_job(request: Request) -> Response:
