@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 from cloudevents.exceptions import GenericException
@@ -185,22 +185,23 @@ def event_data(event: CloudEvent) -> dict[str, Any]:
     return data
 
 
+class OutgoingEvent(NamedTuple):
+    """An event for `EventSink.post_soon` (a tuple: built on every submit)."""
+
+    type: str
+    source: str
+    subject: str
+    data: Mapping[str, Any]
+    time: str | None = None  # when it happened (RFC 3339); now by default
+
+
 class EventSink(Protocol):
     async def send(self, event: CloudEvent) -> None:
         """Deliver ``event`` now (retried briefly), or raise UnavailableError."""
 
-    def post_soon(
-        self,
-        event_type: str,
-        *,
-        source: str,
-        subject: str,
-        data: Mapping[str, Any],
-        time: str | None = None,
-    ) -> None:
+    def post_soon(self, event: OutgoingEvent) -> None:
         """Queue the event and return at once; it is delivered at least once, or given up
-        with an error log (or dropped, with a warning, when too many are waiting). ``time``:
-        when it happened (RFC 3339), now by default."""
+        with an error log (or dropped, with a warning, when too many are waiting)."""
 
 
 class HttpEventSink:
@@ -238,19 +239,12 @@ class HttpEventSink:
                 delay *= 4
         raise UnavailableError(f"could not deliver {event['type']} to the broker: {reason}")
 
-    def post_soon(
-        self,
-        event_type: str,
-        *,
-        source: str,
-        subject: str,
-        data: Mapping[str, Any],
-        time: str | None = None,
-    ) -> None:
+    def post_soon(self, event: OutgoingEvent) -> None:
         headers, body = binary_event(
-            event_type, source=source, subject=subject, data=data, time=time
-        )
-        self.relay.post_soon(headers, body, description=f"{event_type} for {subject}")
+            event.type, source=event.source, subject=event.subject, data=event.data,
+            time=event.time,
+        )  # fmt: skip
+        self.relay.post_soon(headers, body, description=f"{event.type} for {event.subject}")
 
     async def close(self, timeout_s: float = 2.0) -> None:
         """Deliver what `post_soon` queued (for up to ``timeout_s``), then close."""
@@ -264,13 +258,5 @@ class DiscardingEventSink:
     async def send(self, event: CloudEvent) -> None:
         log.info("K_SINK not set; dropping %s for %s", event["type"], event.get("subject"))
 
-    def post_soon(
-        self,
-        event_type: str,
-        *,
-        source: str,
-        subject: str,
-        data: Mapping[str, Any],
-        time: str | None = None,
-    ) -> None:
-        log.info("K_SINK not set; dropping %s for %s", event_type, subject)
+    def post_soon(self, event: OutgoingEvent) -> None:
+        log.info("K_SINK not set; dropping %s for %s", event.type, event.subject)

@@ -236,7 +236,7 @@ async def test_http_sink_post_soon_sends_a_cloudevent(sink: ScriptedServer) -> N
     http_sink = events.HttpEventSink(sink.url)
     at = "2026-11-27T06:00:00.5Z"
     http_sink.post_soon(
-        events.JOB_REQUESTED, source="/t2v/submit", subject="job_1", data=data, time=at
+        events.OutgoingEvent(events.JOB_REQUESTED, "/t2v/submit", "job_1", data, at)
     )
     await http_sink.relay.drain(5)
     await http_sink.close()
@@ -253,7 +253,7 @@ async def test_http_sink_post_soon_sends_a_cloudevent(sink: ScriptedServer) -> N
 async def test_discarding_sink_post_soon_logs(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="t2v.events"):
         events.DiscardingEventSink().post_soon(
-            events.JOB_REQUESTED, source="/s", subject="job_9", data={}
+            events.OutgoingEvent(events.JOB_REQUESTED, "/s", "job_9", {})
         )
     assert "dropping dev.t2v.job.requested for job_9" in caplog.text
 

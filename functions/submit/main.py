@@ -74,7 +74,7 @@ def _request_generation(rt: Runtime, job: Job, *, at: str | None = None) -> None
     broker never gets is re-requested by the sweep, so the 202 need not wait for the send.
     ``at``: the event's time (RFC 3339), now by default."""
     data = {"job_id": job.id, "tenant": job.tenant, "params": job.params}
-    rt.sink.post_soon(events.JOB_REQUESTED, source=rt.source, subject=job.id, data=data, time=at)
+    rt.sink.post_soon(events.OutgoingEvent(events.JOB_REQUESTED, rt.source, job.id, data, at))
 
 
 async def create_job(request: Request) -> Response:

@@ -46,6 +46,6 @@ async def accept(request: Request) -> Response:
         await _store.create(job)
     if _sink is not None:
         data = {"job_id": job.id, "tenant": job.tenant, "params": params}
-        _sink.post_soon(events.JOB_REQUESTED, source="/bench/accept", subject=job.id, data=data)
+        _sink.post_soon(events.OutgoingEvent(events.JOB_REQUESTED, "/bench/accept", job.id, data))
     body = json.dumps({"id": job.id, "status": job.status.value, "params": params})
     return Response(body, status_code=202, media_type="application/json")
