@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 from limits import RateLimitItem
 
+from t2v.errors import UnavailableError
+
 if TYPE_CHECKING:
     # Imported where used: the local platform runs without redis installed.
     from t2v.redis_pipe import PipelinedRedis
@@ -114,8 +116,12 @@ class RedisWindows:
     def __init__(
         self, client: PipelinedRedis, clock: Callable[[], float], *, namespace: str
     ) -> None:
+        import redis.exceptions as redis_errors
+
         from t2v.redis_pipe import Script
 
+        # Any failure of the storage (lost, silent, refusing the login) is a 503.
+        self._failures = (redis_errors.RedisError, OSError)
         self._client = client
         self._clock = clock
         self._namespace = namespace
@@ -129,9 +135,12 @@ class RedisWindows:
         now, expiry = self._clock(), rate.get_expiry()
         number = int(now // expiry)
         keys = [self._key(tenant, expiry, number), self._key(tenant, expiry, number - 1)]
-        allowed, current, previous = await self._client.run_script(
-            self._script, keys, [rate.amount, expiry, repr(now)]
-        )
+        try:
+            allowed, current, previous = await self._client.run_script(
+                self._script, keys, [rate.amount, expiry, repr(now)]
+            )
+        except self._failures as exc:
+            raise UnavailableError(f"rate limit storage unavailable: {exc}") from exc
         return window_check(
             rate, now, current=int(current), previous=int(previous), allowed=bool(allowed)
         )

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, parse
 
-from t2v.errors import RateLimitedError, UnavailableError
+from t2v.errors import RateLimitedError
 from t2v.rate_windows import LocalWindows, RedisWindows, WindowCheck
 from t2v.store.base import JobStore
 
@@ -114,13 +114,7 @@ class SubmitLimiter:
     async def _hit(self, tenant: str) -> WindowCheck:
         if self._shared is None:
             return self._local.hit(self._rate, tenant)
-        import redis.exceptions as redis_errors
-
-        try:
-            return await self._shared.hit(self._rate, tenant)
-        except (redis_errors.RedisError, OSError) as exc:
-            # Any failure of the storage (lost, silent, refusing the login) is a 503.
-            raise UnavailableError(f"rate limit storage unavailable: {exc}") from exc
+        return await self._shared.hit(self._rate, tenant)
 
     async def check(self, tenant: str) -> dict[str, str]:
         """Count one submission by `tenant`; return the headers for the 202, or raise

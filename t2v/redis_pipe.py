@@ -31,13 +31,13 @@ Arg = str | bytes | int | float
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
         self.reader = hiredis.Reader(encoding="utf-8")
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.sent_at: collections.deque[float] = collections.deque()  # loop.time(), per waiter
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop = loop
         self._timeout_s = timeout_s
         # One timer per connection, not one per command (asyncio.timeout around each await
         # cost a third of a command's CPU): replies come in order, so only the oldest waiter
@@ -48,11 +48,11 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.loop = asyncio.get_running_loop()
 
-    def send(self, loop: asyncio.AbstractEventLoop, args: tuple[Arg, ...]) -> asyncio.Future[Any]:
+    def send(self, args: tuple[Arg, ...]) -> asyncio.Future[Any]:
         if self.lost is not None or self.transport is None:
             raise self.lost or redis_errors.ConnectionError("Redis connection not open")
+        loop = self.loop
         waiter: asyncio.Future[Any] = loop.create_future()
         self.waiters.append(waiter)
         self.sent_at.append(loop.time())
@@ -61,7 +61,7 @@ class _Connection(asyncio.Protocol):
         if len(self._unsent) == 1:
             loop.call_soon(self._write_unsent)
         if self._watchdog is None:
-            self._watchdog = loop.call_later(self._timeout_s, self._check_overdue, loop)
+            self._watchdog = loop.call_later(self._timeout_s, self._check_overdue)
         return waiter
 
     def _write_unsent(self) -> None:
@@ -70,15 +70,15 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and self.lost is None:
             self.transport.write(b"".join(unsent))
 
-    def _check_overdue(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _check_overdue(self) -> None:
         self._watchdog = None
         if not self.sent_at:
             return
         due = self.sent_at[0] + self._timeout_s
-        if loop.time() >= due:
+        if self.loop.time() >= due:
             self.fail(redis_errors.TimeoutError(f"no reply from Redis in {self._timeout_s} s"))
         else:
-            self._watchdog = loop.call_at(due, self._check_overdue, loop)
+            self._watchdog = self.loop.call_at(due, self._check_overdue)
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -146,18 +146,15 @@ class PipelinedRedis:
 
     async def execute(self, *args: Arg) -> Any:
         loop = asyncio.get_running_loop()
-        # The usual case without a coroutine call: this loop's connection, open.
-        connection = self._last
-        if connection is None or connection.loop is not loop or connection.lost is not None:
-            connection = await self._connection(loop)
-        return await connection.send(loop, args)
+        connection = self._current(loop) or await self._connection(loop)
+        return await connection.send(args)
 
     async def execute_many(self, commands: list[tuple[Arg, ...]]) -> list[Any]:
         """Send ``commands`` together, one round trip; their replies in order (the first
         error raised). Not a transaction: another client's command may run in between."""
         loop = asyncio.get_running_loop()
-        connection = await self._connection(loop)
-        waiters = [connection.send(loop, command) for command in commands]
+        connection = self._current(loop) or await self._connection(loop)
+        waiters = [connection.send(command) for command in commands]
         replies: list[Any] = []
         try:
             for waiter in waiters:
@@ -187,6 +184,13 @@ class PipelinedRedis:
                     transport.close()
         self._connections.clear()
         self._last = None
+
+    def _current(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
+        """The usual case, without a coroutine call: this loop's connection, open."""
+        connection = self._last
+        if connection is None or connection.loop is not loop or connection.lost is not None:
+            return None
+        return connection
 
     async def _connection(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         pending = self._connections.get(loop)
@@ -218,12 +222,12 @@ class PipelinedRedis:
             async with asyncio.timeout(self._timeout_s):
                 if "path" in options:
                     _, protocol = await loop.create_unix_connection(
-                        lambda: _Connection(self._timeout_s), options["path"]
+                        lambda: _Connection(loop, self._timeout_s), options["path"]
                     )
                 else:
                     tls = ssl.create_default_context() if _wants_tls(options) else None
                     _, protocol = await loop.create_connection(
-                        lambda: _Connection(self._timeout_s),
+                        lambda: _Connection(loop, self._timeout_s),
                         options.get("host", "localhost"), options.get("port", 6379), ssl=tls,
                     )  # fmt: skip
         except (OSError, TimeoutError) as exc:
@@ -236,7 +240,7 @@ class PipelinedRedis:
         if options.get("db"):
             setup.append(("SELECT", int(options["db"])))
         try:
-            for waiter in [protocol.send(loop, command) for command in setup]:
+            for waiter in [protocol.send(command) for command in setup]:
                 await waiter
         except BaseException:
             protocol.fail(redis_errors.ConnectionError("Redis refused the login or the db"))
