@@ -94,6 +94,9 @@ class SqliteJobStore:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # Each batch's SAVEPOINT journals the pages it changes; past 64 KiB SQLite spilled
+            # that journal to a temporary file, created and unlinked on every batch.
+            conn.execute("PRAGMA temp_store=MEMORY")
             # IF NOT EXISTS on tables that exist takes no write lock: cheap for the reader.
             conn.executescript(_SCHEMA)
         except BaseException:

@@ -340,3 +340,14 @@ async def test_a_new_job_that_cannot_be_encoded_fails_alone_before_its_batch(
     assert isinstance(created, CreateResult) and created.created
     assert isinstance(failed, TypeError)
     assert await store.get(broken.id) is None
+
+
+async def test_the_writer_journals_savepoints_in_memory(store: SqliteJobStore) -> None:
+    # A batch's SAVEPOINT journal past 64 KiB would otherwise spill to a temporary file,
+    # created and unlinked on every batch.
+    await store.create(make_job())
+    writer = store._open(0.0)
+    try:
+        assert writer.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+    finally:
+        writer.close()
