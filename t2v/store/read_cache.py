@@ -30,11 +30,22 @@ class VersionedReadCache:
         self.misses = 0
 
     def read(self, conn: sqlite3.Connection, key: Hashable, compute: Callable[[], T]) -> T:
+        return self.at(self.version(conn), key, compute)
+
+    def version(self, conn: sqlite3.Connection) -> int:
+        """The database's version now, as ``conn`` sees it; entries of any other are dropped.
+
+        Each check is a read transaction (two file-lock system calls in WAL mode): a request
+        that looks up several keys checks once and passes the version to `at`."""
         version = int(conn.execute("PRAGMA data_version").fetchone()[0])
         if version != self._version:
             # Every entry is stale now; dropping them keeps memory to what one version reads.
             self._entries = {}
             self._version = version
+        return version
+
+    def at(self, version: int, key: Hashable, compute: Callable[[], T]) -> T:
+        """The value of ``key`` remembered at ``version`` (from `version`), else computed."""
         entry = self._entries.get(key)
         if entry is not None and entry[0] == version:
             self.hits += 1

@@ -361,13 +361,24 @@ class SqliteJobStore:
         return await self._run(op)
 
     async def get_with_position(self, job_id: str) -> tuple[Job | None, int | None]:
-        job = await self.get(job_id)
-        return job, None if job is None else await self.queue_position(job)
+        def op(conn: sqlite3.Connection) -> tuple[Job | None, int | None]:
+            # One version check for both reads: each check is a read transaction, whose
+            # file locks were a status read's largest system-call cost.
+            cache = self._read_cache
+            version = cache.version(conn)
+            job = cache.at(version, ("job", job_id), lambda: self._load(conn, job_id))
+            if job is None or job.status != JobStatus.QUEUED:
+                return job, None
+            return job, cache.at(
+                version, _position_key(job), lambda: self._queue_position(conn, job)
+            )
+
+        return await self._read(op)
 
     async def queue_position(self, job: Job) -> int | None:
         if job.status != JobStatus.QUEUED:
             return None  # most status reads: nothing to count, nothing to ask the database
-        key = ("queue_position", job.id, job.created_at)
+        key = _position_key(job)
         return await self._read(
             lambda conn: self._read_cache.read(conn, key, lambda: self._queue_position(conn, job))
         )
@@ -414,6 +425,10 @@ class SqliteJobStore:
             await writer.stop()
         if reader is not None:
             reader.close()
+
+
+def _position_key(job: Job) -> tuple[str, str, float]:
+    return ("queue_position", job.id, job.created_at)
 
 
 def _row(job: Job) -> _Row:

@@ -78,6 +78,20 @@ async def test_queue_positions_follow_jobs_ahead_leaving(store: SqliteJobStore) 
     assert await store.queue_position(jobs[2]) == 2
 
 
+async def test_a_cached_status_read_asks_the_database_one_thing(store: SqliteJobStore) -> None:
+    # A status read wants the job and its queue position: one version check serves both.
+    job = make_job()
+    await store.create(job)
+    assert await store.get_with_position(job.id) == (job, 1)
+    statements: list[str] = []
+    store._read_connection().set_trace_callback(statements.append)
+    assert await store.get_with_position(job.id) == (job, 1)
+    assert statements == ["PRAGMA data_version"]
+    ahead = make_job()
+    await store.create(Job(ahead.id, ahead.tenant, ahead.status, ahead.params, T0 - 1))
+    assert await store.get_with_position(job.id) == (job, 2)  # the new version is read
+
+
 def test_an_entry_read_before_a_change_is_never_returned_after_it(tmp_path: Path) -> None:
     path = tmp_path / "plain.db"
     with (
