@@ -17,6 +17,7 @@ import ssl
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -89,8 +90,9 @@ class _Connection(asyncio.Protocol):
         return self.transport is not None and not self.transport.is_closing()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, whatever the loop's class: uvloop's (which uvicorn picks when
+        # it is installed) does not derive from asyncio.Transport, so no isinstance here.
+        self.transport = cast(asyncio.Transport, transport)
 
     def exchange(self, data: bytes, count: int) -> asyncio.Future[list[Outcome]]:
         """Write ``data`` (``count`` requests); the future gets one outcome per request."""

@@ -21,7 +21,7 @@ import collections
 import hashlib
 import ssl
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 import redis.exceptions as redis_errors
@@ -46,8 +46,9 @@ class _Connection(asyncio.Protocol):
         self._unsent: list[bytes] = []  # commands sent in this pass of the loop, not written
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, whatever the loop's class: uvloop's (which uvicorn picks when
+        # it is installed) does not derive from asyncio.Transport, so no isinstance here.
+        self.transport = cast(asyncio.Transport, transport)
 
     def send(self, args: tuple[Arg, ...]) -> asyncio.Future[Any]:
         if self.lost is not None or self.transport is None:
