@@ -70,9 +70,10 @@ def side_by_side(
     redis: bool = True,
 ) -> dict[str, Any]:
     """hello GET /, submit POST /v1/jobs, status GET /v1/jobs/{id}: the same load, in turn,
-    ``rounds`` times, with all of them served the same way. With ``redis``, submit and status
-    run a second time on the cluster's stores (`-redis`: jobs and rate-limit windows on a
-    redis-server of this machine) beside the embedded default."""
+    ``rounds`` times, with all of them served the same way and hello run again after each.
+    With ``redis``, submit and status run a second time on the cluster's stores (`-redis`:
+    jobs and rate-limit windows on a redis-server of this machine) beside the embedded
+    default."""
     logs = work_dir / "logs"
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(servers.event_sink(logs))
@@ -106,36 +107,49 @@ def side_by_side(
             submit = serve("submit", functions / "submit" / "main.py", suffix)
             status = serve("status", functions / "status" / "main.py", suffix)
             pairs[suffix] = (submit, status, _warm(client, submit.url, status.url))
-        runs: dict[str, list[LoadResult]] = {"hello": []}
-        for _ in range(rounds):
+        # Every function run is bracketed by hello runs, and its ratio taken against their
+        # mean: both sides of the ratio then see the machine as it was around that run.
+        runs: dict[str, list[LoadResult]] = {"hello": [measure(hello, f"{hello.url}/", settings)]}
+        hello_around: dict[str, list[float]] = {}
+
+        def bracketed(name: str, result: LoadResult) -> None:
+            runs.setdefault(name, []).append(result)
             runs["hello"].append(measure(hello, f"{hello.url}/", settings))
+            before, after = runs["hello"][-2:]
+            hello_rps = (before.requests_per_s + after.requests_per_s) / 2
+            hello_around.setdefault(name, []).append(hello_rps)
+
+        for _ in range(rounds):
             for suffix, (submit, status, job_id) in pairs.items():
-                runs.setdefault(f"submit{suffix}", []).append(
+                bracketed(
+                    f"submit{suffix}",
                     measure(submit, f"{submit.url}/v1/jobs", settings, method="POST",
-                            body=JOB_BODY)
+                            body=JOB_BODY),
                 )  # fmt: skip
-                runs.setdefault(f"status{suffix}", []).append(
-                    measure(status, f"{status.url}/v1/jobs/{job_id}", settings)
+                bracketed(
+                    f"status{suffix}", measure(status, f"{status.url}/v1/jobs/{job_id}", settings)
                 )
     scenarios = {name: _median_result(results) for name, results in runs.items()}
-    return {"scenarios": scenarios, "ratios": paired_ratios(runs)}
+    return {"scenarios": scenarios, "ratios": paired_ratios(runs, hello_around)}
 
 
-def paired_ratios(runs: Mapping[str, list[LoadResult]]) -> dict[str, dict[str, object]]:
-    """Each scenario's requests/s over hello's, round by round, and the median of those.
+def paired_ratios(
+    runs: Mapping[str, list[LoadResult]], hello_around: Mapping[str, list[float]]
+) -> dict[str, dict[str, object]]:
+    """Each scenario's requests/s over the hello runs around it, run by run, and the median.
 
-    Each round runs hello and the functions back to back, so a round's ratio compares them
-    under the same background load; on a shared machine that load drifts between rounds
-    (hello alone moved 30% across rounds), which a ratio of medians taken from different
-    rounds would carry over.
+    On a shared machine the background load drifts within seconds (hello alone moved by 50%
+    between runs 15 s apart), so a ratio compares a run only with the hello runs just before
+    and after it (``hello_around``: their mean requests/s, one per run of the scenario); a
+    ratio of medians taken from different moments would carry the drift over.
     """
     ratios: dict[str, dict[str, object]] = {}
     for name, target in TARGETS.items():
         if name not in runs:
             continue
         per_round = [
-            result.requests_per_s / hello.requests_per_s
-            for result, hello in zip(runs[name], runs["hello"], strict=True)
+            result.requests_per_s / hello_rps
+            for result, hello_rps in zip(runs[name], hello_around[name], strict=True)
         ]
         ratio = statistics.median(per_round)
         ratios[f"{name}/hello"] = {
