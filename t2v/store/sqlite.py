@@ -362,8 +362,9 @@ class SqliteJobStore:
 
     async def get_with_position(self, job_id: str) -> tuple[Job | None, int | None]:
         def op(conn: sqlite3.Connection) -> tuple[Job | None, int | None]:
-            # One version check for both reads: each check is a read transaction, whose
-            # file locks were a status read's largest system-call cost.
+            # One version check for both reads: each check is a read transaction, and its
+            # two file-lock calls were most of a status read's system calls besides the
+            # response's own writes.
             cache = self._read_cache
             version = cache.version(conn)
             job = cache.at(version, ("job", job_id), lambda: self._load(conn, job_id))
