@@ -29,9 +29,6 @@ class VersionedReadCache:
         self.hits = 0
         self.misses = 0
 
-    def read(self, conn: sqlite3.Connection, key: Hashable, compute: Callable[[], T]) -> T:
-        return self.at(self.version(conn), key, compute)
-
     def version(self, conn: sqlite3.Connection) -> int:
         """The database's version now, as ``conn`` sees it; entries of any other are dropped.
 

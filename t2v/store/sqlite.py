@@ -212,10 +212,15 @@ class SqliteJobStore:
 
     async def get(self, job_id: str) -> Job | None:
         return await self._read(
-            lambda conn: self._read_cache.read(
-                conn, ("job", job_id), lambda: self._load(conn, job_id)
-            )
+            lambda conn: self._cached_job(conn, self._read_cache.version(conn), job_id)
         )
+
+    def _cached_job(self, conn: sqlite3.Connection, version: int, job_id: str) -> Job | None:
+        return self._read_cache.at(version, ("job", job_id), lambda: self._load(conn, job_id))
+
+    def _cached_position(self, conn: sqlite3.Connection, version: int, job: Job) -> int:
+        key = ("queue_position", job.id, job.created_at)
+        return self._read_cache.at(version, key, lambda: self._queue_position(conn, job))
 
     async def list(
         self,
@@ -365,23 +370,19 @@ class SqliteJobStore:
             # One version check for both reads: each check is a read transaction, and its
             # two file-lock calls were most of a status read's system calls besides the
             # response's own writes.
-            cache = self._read_cache
-            version = cache.version(conn)
-            job = cache.at(version, ("job", job_id), lambda: self._load(conn, job_id))
+            version = self._read_cache.version(conn)
+            job = self._cached_job(conn, version, job_id)
             if job is None or job.status != JobStatus.QUEUED:
                 return job, None
-            return job, cache.at(
-                version, _position_key(job), lambda: self._queue_position(conn, job)
-            )
+            return job, self._cached_position(conn, version, job)
 
         return await self._read(op)
 
     async def queue_position(self, job: Job) -> int | None:
         if job.status != JobStatus.QUEUED:
             return None  # most status reads: nothing to count, nothing to ask the database
-        key = _position_key(job)
         return await self._read(
-            lambda conn: self._read_cache.read(conn, key, lambda: self._queue_position(conn, job))
+            lambda conn: self._cached_position(conn, self._read_cache.version(conn), job)
         )
 
     @staticmethod
@@ -426,10 +427,6 @@ class SqliteJobStore:
             await writer.stop()
         if reader is not None:
             reader.close()
-
-
-def _position_key(job: Job) -> tuple[str, str, float]:
-    return ("queue_position", job.id, job.created_at)
 
 
 def _row(job: Job) -> _Row:

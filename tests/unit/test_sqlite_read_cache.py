@@ -105,11 +105,11 @@ def test_an_entry_read_before_a_change_is_never_returned_after_it(tmp_path: Path
         def value() -> int:
             return int(reader.execute("SELECT v FROM t").fetchone()[0])
 
-        assert cache.read(reader, "v", value) == 1
+        assert cache.at(cache.version(reader), "v", value) == 1
         writer.execute("UPDATE t SET v = 2")
-        assert cache.read(reader, "v", value) == 2
+        assert cache.at(cache.version(reader), "v", value) == 2
         assert (cache.hits, cache.misses) == (0, 2)
-        assert cache.read(reader, "v", value) == 2
+        assert cache.at(cache.version(reader), "v", value) == 2
         assert cache.hits == 1
 
 
@@ -117,7 +117,7 @@ def test_the_cache_stays_within_its_size(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(tmp_path / "plain.db")) as conn:
         cache = VersionedReadCache(max_entries=2)
         for key in range(5):
-            assert cache.read(conn, key, lambda: 10) == 10
+            assert cache.at(cache.version(conn), key, lambda: 10) == 10
         assert len(cache._entries) <= 2
         with pytest.raises(ValueError):
             VersionedReadCache(max_entries=0)
