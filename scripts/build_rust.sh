@@ -11,5 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 VENV="$T2V_VENV"
-export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" PYO3_PYTHON="$VENV/bin/python"
-maturin develop --release --manifest-path rust_infer/Cargo.toml
+export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$(dirname "$T2V_UV"):$PATH" PYO3_PYTHON="$VENV/bin/python"
+# --uv: the virtualenv is uv's and has no pip; --locked: exactly Cargo.lock.
+maturin develop --uv --release --locked --manifest-path rust_infer/Cargo.toml

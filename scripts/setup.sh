@@ -1,22 +1,20 @@
 #!/usr/bin/env bash
-# Create (or reuse) the virtualenv and install t2v, its model stack and rust_infer into it.
-# The venv lives outside the clone so a second run, or CI on the same machine, reuses it.
+# Make the virtualenv hold exactly the locked dependency set (uv.lock) and build rust_infer into
+# it. The virtualenv and the cargo target live outside the clone, so a second run, or CI on the
+# same machine, only checks them.
+#   scripts/setup.sh [run|test]   which system packages to check first (default: run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/system_deps.sh "${1:-run}"
 . scripts/env.sh
-VENV="$T2V_VENV"
-PYTHON="${T2V_PYTHON:-python3.11}"
-if [ ! -x "$VENV/bin/python" ]; then
-  mkdir -p "$(dirname "$VENV")"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --upgrade pip
+if [ ! -x "$T2V_UV" ]; then
+  echo "== installing uv $T2V_UV_VERSION"
+  uv_home="$(dirname "$(dirname "$T2V_UV")")"
+  rm -rf "$uv_home"
+  "$T2V_PYTHON" -m venv "$uv_home"
+  "$uv_home/bin/pip" install --quiet --disable-pip-version-check "uv==$T2V_UV_VERSION"
 fi
-# Reinstall only when the dependency list changed since the last run.
-stamp="$VENV/.t2v-deps-$(sha256sum pyproject.toml | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  "$VENV/bin/pip" install --quiet -e ".[model,cluster,dev]"
-  touch "$stamp"
-else
-  "$VENV/bin/pip" install --quiet --no-deps -e .
-fi
+# --frozen: install what uv.lock says, never re-resolve; the test command checks the lock
+# against pyproject.toml (uv lock --check).
+UV_PROJECT_ENVIRONMENT="$T2V_VENV" "$T2V_UV" sync --quiet --frozen --all-extras --python "$T2V_PYTHON"
 scripts/build_rust.sh

@@ -6,14 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 VENV="$T2V_VENV"
-scripts/setup.sh
+scripts/setup.sh test
+echo "== uv lock --check"
+# pyproject.toml and uv.lock must agree: a dependency changed without relocking fails here.
+"$T2V_UV" lock --check --python "$T2V_PYTHON"
 # The browser tests drive Debian's Chromium with playwright-core (never a downloaded browser).
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent
 export PATH="$VENV/bin:$PATH" PYO3_PYTHON="$VENV/bin/python"
 echo "== cargo test"
-(cd rust_infer && cargo test --quiet)
+(cd rust_infer && cargo test --locked --quiet)
 echo "== cargo clippy"
-(cd rust_infer && cargo clippy --quiet --all-targets -- -D warnings)
+(cd rust_infer && cargo clippy --locked --quiet --all-targets -- -D warnings)
 echo "== ruff"
 ruff check t2v functions tests bench
 ruff format --check t2v functions tests bench
