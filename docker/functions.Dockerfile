@@ -19,13 +19,15 @@ COPY --from=rust-toolchain /usr/local/cargo /usr/local/cargo
 RUN apt-get update \
     && apt-get install -y --no-install-recommends nasm=2.16.01-1 \
     && rm -rf /var/lib/apt/lists/*
-RUN pip install "maturin==1.9.4"
+RUN pip install "maturin==1.16.0" "uv==0.13.9"
 WORKDIR /src
 COPY rust_infer/ rust_infer/
 RUN maturin build --release --strip --manifest-path rust_infer/Cargo.toml --out /wheels
-COPY pyproject.toml README.md ./
+COPY pyproject.toml uv.lock README.md ./
 COPY t2v/ t2v/
-RUN pip wheel --no-deps --wheel-dir /wheels .
+# Exactly the locked dependency set, with hashes: the image installs what CI tested.
+RUN uv export --frozen --no-emit-project --extra cluster --output-file /wheels/requirements.txt \
+    && pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python:3.11.11-slim-bookworm AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -36,7 +38,8 @@ RUN groupadd --system --gid 10001 t2v \
     && useradd --system --uid 10001 --gid t2v --home-dir /app --shell /usr/sbin/nologin t2v
 COPY --from=builder /wheels /wheels
 # The cluster extras: Redis job store and rate limits, S3 artifacts.
-RUN pip install /wheels/rust_infer-*.whl "$(ls /wheels/t2v-*.whl)[cluster]" \
+RUN pip install --require-hashes -r /wheels/requirements.txt \
+    && pip install --no-deps /wheels/rust_infer-*.whl /wheels/t2v-*.whl \
     && rm -rf /wheels
 WORKDIR /app
 COPY functions/ functions/

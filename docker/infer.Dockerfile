@@ -23,13 +23,15 @@ COPY --from=rust-toolchain /usr/local/cargo /usr/local/cargo
 RUN apt-get update \
     && apt-get install -y --no-install-recommends nasm=2.16.01-1 \
     && rm -rf /var/lib/apt/lists/*
-RUN pip install "maturin==1.9.4"
+RUN pip install "maturin==1.16.0" "uv==0.13.9"
 WORKDIR /src
 COPY rust_infer/ rust_infer/
 RUN maturin build --release --strip --manifest-path rust_infer/Cargo.toml --out /wheels
-COPY pyproject.toml README.md ./
+COPY pyproject.toml uv.lock README.md ./
 COPY t2v/ t2v/
-RUN pip wheel --no-deps --wheel-dir /wheels .
+# Exactly the locked dependency set, with hashes: the image installs what CI tested.
+RUN uv export --frozen --no-emit-project --extra model --extra cluster --output-file /wheels/requirements.txt \
+    && pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python:3.11.11-slim-bookworm AS runtime
 # HF_HOME: the model cache volume is mounted at /models (knative/base/infer.yaml).
@@ -45,7 +47,8 @@ RUN groupadd --system --gid 10001 t2v \
 COPY --from=builder /wheels /wheels
 # The model stack (torch with CUDA, diffusers) and the cluster extras. nvidia-ml-py lets
 # t2v.metrics report GPU utilisation.
-RUN pip install /wheels/rust_infer-*.whl "$(ls /wheels/t2v-*.whl)[model,cluster]" \
+RUN pip install --require-hashes -r /wheels/requirements.txt \
+    && pip install --no-deps /wheels/rust_infer-*.whl /wheels/t2v-*.whl \
         "nvidia-ml-py==12.560.30" \
     && rm -rf /wheels
 WORKDIR /app
