@@ -1,6 +1,7 @@
 """CloudEvents: the event types, building and parsing them, and sending them to K_SINK.
 
-Events go out in binary mode; both binary and structured mode are accepted on the way in.
+Events go out in binary mode (the cloudevents SDK's encoding, over httpx); both binary and
+structured mode are accepted on the way in.
 `docs/events.md` is the catalogue.
 """
 
@@ -10,23 +11,21 @@ import asyncio
 import functools
 import json
 import logging
-import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
-import orjson
+import httpx
+from cloudevents.conversion import to_binary
 from cloudevents.exceptions import GenericException
 from cloudevents.http import CloudEvent, from_http
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from t2v.errors import MalformedEventError, UnavailableError
-from t2v.keepalive import ExchangeError, KeepAliveClient
-from t2v.random_ids import random_hex
-from t2v.relay import EventRelay
+from t2v.errors import MalformedEventError
+from t2v.metrics import metrics
 
 log = logging.getLogger(__name__)
 
@@ -71,80 +70,6 @@ def make_event(
     return CloudEvent(attributes, dict(data))
 
 
-# CloudEvents HTTP binding, binary mode: space, '"', '%' and anything outside printable
-# ASCII are percent-encoded (as UTF-8) in ce-* header values. t2v's own values (ids, types,
-# URLs, tenants) never need it, so the check is one regex search.
-_NEEDS_ENCODING = re.compile(r'[^\x21-\x7e]|["%]')
-
-
-def _header_value(value: object) -> str:
-    text = value if isinstance(value, str) else str(value)
-    if _NEEDS_ENCODING.search(text) is None:
-        return text
-    return _NEEDS_ENCODING.sub(
-        lambda match: "".join(f"%{byte:02X}" for byte in match.group().encode()), text
-    )
-
-
-def binary_http(event: CloudEvent) -> tuple[dict[str, str], bytes]:
-    """``event`` as binary-mode HTTP headers and a JSON body.
-
-    What cloudevents' `to_binary` makes, for a tenth of its CPU: it was the largest single
-    cost of sending ``job.requested`` on every submit (BENCHMARKS.md, control plane).
-    """
-    headers: dict[str, str] = {}
-    for name, value in event.get_attributes().items():
-        if value is None or name == "data":
-            continue
-        if name == "datacontenttype":
-            headers["content-type"] = _header_value(value)
-        else:
-            headers[f"ce-{name}"] = _header_value(value)
-    data = event.get_data()
-    if data is None:
-        return headers, b""
-    if isinstance(data, bytes):
-        return headers, data
-    return headers, json.dumps(data).encode()
-
-
-@functools.lru_cache(maxsize=256)
-def _constant_header(value: str) -> str:
-    # An event type, source or schema URL: a handful per process, encoded once each.
-    return _header_value(value)
-
-
-def binary_event(
-    event_type: str,
-    *,
-    source: str,
-    subject: str,
-    data: Mapping[str, Any],
-    event_id: str | None = None,
-    time: str | None = None,
-    extensions: Mapping[str, str] | None = None,
-) -> tuple[dict[str, str], bytes]:
-    """``binary_http(make_event(...))`` without building a CloudEvent: a tenth of its CPU.
-
-    The same headers; the body is the same JSON, compact. ``time`` is RFC 3339 (now by
-    default) and ``event_id`` a fresh random hex id by default, as in `make_event`.
-    """
-    headers = {
-        "ce-type": _constant_header(event_type),
-        "ce-source": _constant_header(source),
-        "ce-subject": _header_value(subject),
-        "ce-id": random_hex(16) if event_id is None else _header_value(event_id),
-        "ce-time": datetime.now(UTC).isoformat() if time is None else _header_value(time),
-        "content-type": "application/json",
-        "ce-dataschema": _constant_header(data_schema(event_type)),
-    }
-    if extensions:
-        for name, value in extensions.items():
-            headers[f"ce-{name}"] = _header_value(value)
-    headers["ce-specversion"] = "1.0"
-    return headers, orjson.dumps(data if isinstance(data, dict) else dict(data))
-
-
 def parse_event(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     """Read a CloudEvent in binary or structured mode, or raise MalformedEventError."""
     try:
@@ -185,78 +110,63 @@ def event_data(event: CloudEvent) -> dict[str, Any]:
     return data
 
 
-class OutgoingEvent(NamedTuple):
-    """An event for `EventSink.post_soon` (a tuple: built on every submit)."""
-
-    type: str
-    source: str
-    subject: str
-    data: Mapping[str, Any]
-    time: str | None = None  # when it happened (RFC 3339); now by default
-
-
 class EventSink(Protocol):
-    async def send(self, event: CloudEvent) -> None:
-        """Deliver ``event`` now (retried briefly), or raise UnavailableError."""
+    async def send(self, event: CloudEvent) -> bool:
+        """Post ``event`` once. False when it was not delivered: that is counted and logged
+        here, and the caller decides whether it matters (retries are the Broker's and the
+        sweep's, never the sink's)."""
 
-    def post_soon(self, event: OutgoingEvent) -> None:
-        """Queue the event and return at once; it is delivered at least once, or given up
-        with an error log (or dropped, with a warning, when too many are waiting)."""
+    async def close(self) -> None:
+        """Release the sink's connections."""
 
 
 class HttpEventSink:
-    """Posts events in binary mode to K_SINK (the Broker), retrying briefly on failure.
+    """Posts events in binary mode to K_SINK (the Broker), one attempt each.
 
-    Sending the event is a large part of submit's work, so it goes through the lean
-    kept-alive client in `t2v.keepalive` (why: that module and BENCHMARKS.md), and
-    `post_soon` hands it to a background relay that batches and pipelines (`t2v.relay`).
+    One `httpx.AsyncClient` per process, made on first use on the running loop (a new loop,
+    as in tests, gets a new client: a client's connections belong to one loop).
     """
 
-    def __init__(
-        self, url: str, *, attempts: int = 4, timeout_s: float = 10.0, max_queued: int = 10_000
-    ) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
         self._url = url
-        self._attempts = attempts
-        self._client = KeepAliveClient(url, timeout_s=timeout_s)
-        self.relay = EventRelay(self._client, attempts=attempts, max_queued=max_queued, target=url)
+        self._timeout = httpx.Timeout(timeout_s)
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
-    async def send(self, event: CloudEvent) -> None:
-        headers, body = binary_http(event)
-        delay = 0.1
-        for attempt in range(1, self._attempts + 1):
-            try:
-                reply = await self._client.post(headers, body)
-                if reply.status < 300:
-                    return
-                reason = f"HTTP {reply.status}"
-            except ExchangeError as exc:
-                reason = str(exc)
-            log.warning(
-                "event %s to %s failed (%s), attempt %d", event["type"], self._url, reason, attempt
-            )
-            if attempt < self._attempts:
-                await asyncio.sleep(delay)
-                delay *= 4
-        raise UnavailableError(f"could not deliver {event['type']} to the broker: {reason}")
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = httpx.AsyncClient(timeout=self._timeout)
+            self._client_loop = loop
+        return self._client
 
-    def post_soon(self, event: OutgoingEvent) -> None:
-        headers, body = binary_event(
-            event.type, source=event.source, subject=event.subject, data=event.data,
-            time=event.time,
-        )  # fmt: skip
-        self.relay.post_soon(headers, body, description=f"{event.type} for {event.subject}")
+    async def send(self, event: CloudEvent) -> bool:
+        headers, body = to_binary(event)
+        try:
+            reply = await self._http().post(self._url, headers=headers, content=body)
+        except httpx.HTTPError as exc:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        else:
+            if reply.is_success:
+                return True
+            reason = f"HTTP {reply.status_code}"
+        metrics().event_send_failures.labels(event["type"]).inc()
+        subject = event.get("subject")
+        log.warning("%s for %s not delivered to %s (%s)", event["type"], subject, self._url, reason)
+        return False
 
-    async def close(self, timeout_s: float = 2.0) -> None:
-        """Deliver what `post_soon` queued (for up to ``timeout_s``), then close."""
-        await self.relay.close(timeout_s)
-        await self._client.close()
+    async def close(self) -> None:
+        if self._client is not None and self._client_loop is asyncio.get_running_loop():
+            await self._client.aclose()
+        self._client = self._client_loop = None
 
 
 class DiscardingEventSink:
     """Used when K_SINK is not set: events are logged and dropped (a function run alone)."""
 
-    async def send(self, event: CloudEvent) -> None:
+    async def send(self, event: CloudEvent) -> bool:
         log.info("K_SINK not set; dropping %s for %s", event["type"], event.get("subject"))
+        return True  # nowhere to deliver to: nothing a caller could retry
 
-    def post_soon(self, event: OutgoingEvent) -> None:
-        log.info("K_SINK not set; dropping %s for %s", event.type, event.subject)
+    async def close(self) -> None:
+        pass

@@ -57,6 +57,7 @@ class Metrics:
     artifact_bytes: Histogram
     delivery_retries: Counter
     dead_letters: Counter
+    event_send_failures: Counter
     generations: Counter
     artifact_cache_hits: Counter
     # Labelled children of the per-request series, looked up once per label set:
@@ -159,6 +160,13 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
         dead_letters=Counter(
             "t2v_dead_letters",
             "Events the broker gave up on, by event type.",
+            ["type"],
+            registry=registry,
+        ),
+        event_send_failures=Counter(
+            "t2v_events_send_failures",
+            "Events this process could not post to K_SINK (connection error or non-2xx), "
+            "by event type. Not retried here: the Broker's redelivery and the sweep are.",
             ["type"],
             registry=registry,
         ),

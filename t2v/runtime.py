@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
-import functools
-import gc
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -81,22 +78,6 @@ class Lazy(Generic[T]):
 
 def lazy_runtime(source: str) -> Lazy[Runtime]:
     async def build() -> Runtime:
-        runtime = Runtime.from_settings(Settings.from_env(), source=source)
-        freeze_startup_objects()
-        return runtime
+        return Runtime.from_settings(Settings.from_env(), source=source)
 
     return Lazy(build)
-
-
-@functools.cache  # once per process
-def freeze_startup_objects() -> None:
-    """Put what is alive once a function has started out of the cyclic GC's reach (once per
-    process): modules, schemas and metrics live as long as the process, and every full
-    collection walked all of them. Under wrk those collections were half of submit's p99
-    (65.8 ms, 29.3 ms with them frozen; BENCHMARKS.md, control plane). Garbage is collected
-    first, so nothing unreachable is kept."""
-    gc.collect()
-    gc.freeze()
-    # Back into the GC's reach at exit, so shutdown still finalises them: extension types
-    # (triton's, under torch) report instances left alive at exit as leaks.
-    atexit.register(gc.unfreeze)

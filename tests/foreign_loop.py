@@ -3,8 +3,8 @@
 uvicorn runs the functions on uvloop wherever uvloop is installed (its loop setting is
 "auto"), and uvloop's transports do not derive from asyncio's classes. This loop hands each
 protocol a thin stand-in for the real transport that derives only from `BaseTransport`, so
-code that connects its own sockets (the broker client, the Redis connection) is tested against
-such a transport over real sockets, without changing the serving stack of every other test.
+code that connects its own sockets (the Redis connection) is tested against such a transport
+over real sockets, without changing the serving stack of every other test.
 """
 
 from __future__ import annotations

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cloudevents.conversion import to_binary
-from cloudevents.http import CloudEvent, from_http
+from cloudevents.http import CloudEvent
 
 from t2v import events
 from t2v.errors import MalformedEventError
@@ -83,19 +82,3 @@ def test_dead_letter_keeps_knative_attributes() -> None:
     assert update.error is not None and update.error.code == "delivery_failed"
     assert update.error.details["knativeerrorcode"] == "503"
     assert "503" in update.error.message
-
-
-def test_binary_http_matches_the_sdk_and_percent_encodes_per_the_binding() -> None:
-    event = events.make_event(
-        "dev.t2v.job.requested.v1", source="/t2v/submit", subject="job_1", data={"p": "ü"},
-        extensions={"t2vtenant": "acme"},
-    )  # fmt: skip
-    headers, body = events.binary_http(event)
-    assert (headers, body) == to_binary(event)
-    back = from_http(headers, body)
-    assert back.get_attributes() == event.get_attributes()
-    assert back.get_data() == {"p": "ü"}
-    odd = events.make_event(
-        "dev.t2v.job.requested.v1", source="/t2v/submit", subject='a b"%é', data={}
-    )
-    assert events.binary_http(odd)[0]["ce-subject"] == "a%20b%22%25%C3%A9"

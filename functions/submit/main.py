@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 
 import functions_framework.aio
 from cloudevents.http import CloudEvent
@@ -23,7 +22,7 @@ from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobError, JobStatus, JobUpdate, new_job_id
 from t2v.metrics import instrumented
 from t2v.ratelimit import SubmitLimiter
-from t2v.resources import iso_time, job_resource, json_response
+from t2v.resources import job_resource, json_response
 from t2v.runtime import Lazy, Runtime, lazy_runtime
 from t2v.store import CreateResult, IdempotencyClaim
 
@@ -63,18 +62,16 @@ async def _accept(
     )
     result = await rt.store.create(job, claim)
     if result.created:
-        # The job's creation time, which the 202 shows too: formatted once for both.
-        _request_generation(rt, result.job, at=iso_time(result.job.created_at))
+        await _request_generation(rt, result.job)
     return result, rate_headers
 
 
-def _request_generation(rt: Runtime, job: Job, *, at: str | None = None) -> None:
-    """Queue `job.requested` for the relay, which sends it right after this request in a
-    pipelined batch (at least once, or an error log). The job is stored first: a request the
-    broker never gets is re-requested by the sweep, so the 202 need not wait for the send.
-    ``at``: the event's time (RFC 3339), now by default."""
-    data = {"job_id": job.id, "tenant": job.tenant, "params": job.params}
-    rt.sink.post_soon(events.OutgoingEvent(events.JOB_REQUESTED, rt.source, job.id, data, at))
+async def _request_generation(rt: Runtime, job: Job) -> None:
+    """Send `job.requested` once. The job is stored first, so a request the broker never
+    gets (the sink counts and logs it) is re-requested by the sweep; infer reads the job's
+    params from the store, so the event names only the job and its tenant."""
+    data = {"job_id": job.id, "tenant": job.tenant}
+    await rt.sink.send(rt.event(events.JOB_REQUESTED, job.id, data))
 
 
 async def create_job(request: Request) -> Response:
@@ -110,17 +107,11 @@ async def cancel_job(request: Request, job_id: str) -> Response:
         raise NotFoundError(f"job {job_id} not found")
     job = await rt.store.request_cancel(job_id, at=time.time())
     if before is not None and not before.status.terminal and job.status == JobStatus.CANCELED:
-        await _send_quietly(rt, events.JOB_CANCELED, job, {"job_id": job.id, "reason": "user"})
+        data = {"job_id": job.id, "reason": "user"}
+        await rt.sink.send(rt.event(events.JOB_CANCELED, job.id, data))
     return JSONResponse(
         job_resource(job, base_url(request, rt.settings.public_url)), status_code=202
     )
-
-
-async def _send_quietly(rt: Runtime, event_type: str, job: Job, data: Mapping[str, object]) -> None:
-    try:
-        await rt.sink.send(rt.event(event_type, job.id, data))
-    except Exception:
-        log.exception("could not send %s for %s", event_type, job.id)
 
 
 async def receive_event(request: Request) -> Response:
@@ -182,10 +173,10 @@ async def sweep(request: Request) -> Response:
             if result.applied:
                 failed += 1
                 data = {"job_id": job.id, "error": error.summary()}
-                await _send_quietly(rt, events.JOB_FAILED, result.job, data)
+                await rt.sink.send(rt.event(events.JOB_FAILED, job.id, data))
             continue
         job = await rt.store.record_sweep(job.id)
-        _request_generation(rt, job)
+        await _request_generation(rt, job)
         requested += 1
     if stale:
         log.info("sweep: re-requested %d, failed %d", requested, failed)

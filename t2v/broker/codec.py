@@ -58,7 +58,7 @@ def read_event(headers: Mapping[str, str], body: bytes) -> CloudEvent:
 def write_binary(event: CloudEvent) -> tuple[dict[str, str], bytes]:
     """Encode ``event`` in binary mode: ``ce-*`` headers and the data as the body.
 
-    The SDK's encoder, not `t2v.events.binary_http`: a broker passes attribute values on as
+    The SDK's encoder, which does not percent-encode: a broker passes attribute values on as
     it received them, and `read_event` keeps them still percent-encoded (the SDK does not
     decode them), so encoding them again would turn each ``%`` into ``%25``.
     """

@@ -13,8 +13,6 @@ import threading
 import time
 from concurrent.futures import Future
 
-from cloudevents.http import CloudEvent
-
 from t2v import events
 from t2v.lifecycle import progress_data
 from t2v.runtime import Runtime
@@ -35,7 +33,7 @@ class ProgressReporter:
         self._attempt = attempt
         self._last_sent = 0.0
         self._last_phase = ""
-        self._pending: list[Future[None]] = []
+        self._pending: list[Future[bool]] = []
 
     def report(self, phase: str, step: int, total: int) -> None:
         now = time.monotonic()
@@ -47,18 +45,14 @@ class ProgressReporter:
         self._last_phase = phase
         data = progress_data(self._job_id, self._attempt, phase, step, total)
         event = self._rt.event(events.JOB_PROGRESS, self._job_id, data)
-        self._pending.append(asyncio.run_coroutine_threadsafe(self._send(event), self._loop))
+        # Progress is advisory: an undelivered one (the sink counts and logs it) fails nothing.
+        self._pending.append(
+            asyncio.run_coroutine_threadsafe(self._rt.sink.send(event), self._loop)
+        )
 
     @property
     def _interval(self) -> float:
         return self._rt.settings.progress_interval_s
-
-    async def _send(self, event: CloudEvent) -> None:
-        try:
-            await self._rt.sink.send(event)
-        except Exception:
-            # Progress is advisory: a lost progress event must not fail the job.
-            log.warning("progress event for %s not delivered", self._job_id)
 
     async def drain(self) -> None:
         """Wait for progress events in flight, so they reach the broker before the outcome."""

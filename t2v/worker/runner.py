@@ -196,7 +196,6 @@ class JobRunner:
         return Outcome(job.id, "failed", failure.code)
 
     async def _send(self, event_type: str, job_id: str, data: dict[str, Any]) -> None:
-        try:
-            await self._rt.sink.send(self._rt.event(event_type, job_id, data))
-        except Exception as exc:
-            raise RetryLater(f"could not send {event_type}: {exc}") from exc
+        # Undelivered, the outcome is lost to status: the broker's redelivery runs it again.
+        if not await self._rt.sink.send(self._rt.event(event_type, job_id, data)):
+            raise RetryLater(f"could not send {event_type}")
