@@ -113,39 +113,3 @@ def json_response(
     return Response(
         json_body(content), status_code=status_code, headers=headers, media_type=JSON_MEDIA_TYPE
     )
-
-
-class RenderedJobs:
-    """The job resource as JSON bytes, reused while nothing it shows has changed.
-
-    Clients poll one job every second or two, and between its few changes every poll used to
-    render the same bytes again: about a third of a status read's own CPU (BENCHMARKS.md,
-    control plane). The store hands back the very same Job object for an unchanged row
-    (`t2v.jobs.decode_job`), so an entry is found by identity and checked by identity; the
-    entry holds the job, so its id cannot be reused while the entry lives. A running job is
-    always rendered afresh: its ETA moves with the clock.
-    """
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self._capacity = capacity
-        self._entries: dict[int, tuple[Job, int | None, str, int, bytes]] = {}
-
-    def body(self, job: Job, base: str, *, queue_position: int | None, workers: int) -> bytes:
-        if job.status == JobStatus.RUNNING:
-            return json_body(
-                job_resource(job, base, queue_position=queue_position, workers=workers)
-            )
-        entry = self._entries.get(id(job))
-        if (
-            entry is not None
-            and entry[0] is job
-            and entry[1] == queue_position
-            and entry[2] == base
-            and entry[3] == workers
-        ):
-            return entry[4]
-        body = json_body(job_resource(job, base, queue_position=queue_position, workers=workers))
-        if len(self._entries) >= self._capacity:
-            del self._entries[next(iter(self._entries))]  # the oldest entry
-        self._entries[id(job)] = (job, queue_position, base, workers, body)
-        return body

@@ -41,7 +41,9 @@ class Runtime:
             log.warning("no API keys configured (T2V_API_KEYS): %s runs open", source)
         return cls(
             settings=settings,
-            store=open_job_store(settings.store_url),
+            store=open_job_store(
+                settings.store_url, redis_max_connections=settings.redis_max_connections
+            ),
             artifacts=open_artifact_store(settings.artifacts_url),
             sink=sink,
             keys=keys,

@@ -14,6 +14,7 @@ from t2v.model.acceleration import (
     AccelerationConfig,
     parse_acceleration,
 )
+from t2v.store import DEFAULT_REDIS_MAX_CONNECTIONS
 
 DEFAULT_DATA_DIR = ".t2v/data"
 DEFAULT_TINY_MODEL = ".t2v/models/tiny-mochi"
@@ -75,6 +76,7 @@ def _acceleration(env: Mapping[str, str]) -> AccelerationConfig:
 class Settings:
     data_dir: Path
     store_url: str
+    redis_max_connections: int
     artifacts_url: str
     event_sink: str | None
     model: str
@@ -104,6 +106,10 @@ class Settings:
         return cls(
             data_dir=data_dir,
             store_url=env.get("T2V_STORE_URL") or f"sqlite:///{data_dir / 'jobs.db'}",
+            # Per process; callers beyond it wait for a free connection.
+            redis_max_connections=max(
+                1, _int(env, "T2V_REDIS_MAX_CONNECTIONS", DEFAULT_REDIS_MAX_CONNECTIONS)
+            ),
             artifacts_url=env.get("T2V_ARTIFACTS_URL") or f"file://{(data_dir / 'artifacts')}",
             # K_SINK is injected by Knative's SinkBinding (and by the local runner).
             event_sink=env.get("K_SINK") or None,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
-from t2v.jobs import Job, JobStatus, Progress, decode_job
-from t2v.resources import RenderedJobs, eta_seconds, job_resource, json_body
+from t2v.jobs import Job, JobStatus, Progress
+from t2v.resources import eta_seconds, job_resource
 
 JOB = Job(
     id="job_1", tenant="t", status=JobStatus.QUEUED, params={}, created_at=100.0, estimated_s=10.0
@@ -42,34 +41,3 @@ def test_resource_links_and_fields() -> None:
     }
     assert resource["eta_seconds"] == 20.0
     assert resource["created_at"] == "1970-01-01T00:01:40Z"
-
-
-def test_rendered_jobs_reuse_bytes_only_while_the_inputs_are_the_same() -> None:
-    rendered = RenderedJobs(capacity=2)
-    stored = json.dumps(JOB.to_dict())
-    job = decode_job(stored)
-    assert decode_job(stored) is job  # an unchanged row gives back the same Job
-    first = rendered.body(job, "http://a", queue_position=2, workers=1)
-    assert first == json_body(job_resource(job, "http://a", queue_position=2))
-    assert rendered.body(job, "http://a", queue_position=2, workers=1) is first
-    moved = rendered.body(job, "http://a", queue_position=1, workers=1)
-    assert json.loads(moved)["queue_position"] == 1
-    assert json.loads(rendered.body(job, "http://b", queue_position=1, workers=1))["links"][
-        "self"
-    ].startswith("http://b/")
-    # An equal but different Job (the row changed and changed back) is rendered afresh.
-    twin = dataclasses.replace(job)
-    assert rendered.body(twin, "http://a", queue_position=1, workers=1) is not moved
-
-
-def test_rendered_jobs_render_a_running_job_every_time_and_stay_bounded() -> None:
-    rendered = RenderedJobs(capacity=2)
-    running = dataclasses.replace(
-        JOB, status=JobStatus.RUNNING, started_at=100.0, progress=Progress(1, 1, 10)
-    )
-    first = rendered.body(running, "http://a", queue_position=None, workers=1)
-    assert rendered.body(running, "http://a", queue_position=None, workers=1) is not first
-    jobs = [dataclasses.replace(JOB, id=f"job_{n}") for n in range(5)]
-    for job in jobs:
-        rendered.body(job, "http://a", queue_position=1, workers=1)
-    assert len(rendered._entries) == 2

@@ -26,14 +26,13 @@ from t2v.jobs import Job, JobStatus
 from t2v.lifecycle import dead_letter_update, lifecycle_update
 from t2v.metrics import instrumented, metrics
 from t2v.ranges import parse_range
-from t2v.resources import JSON_MEDIA_TYPE, RenderedJobs, job_resource
+from t2v.resources import job_resource, json_response
 from t2v.runtime import Lazy, Runtime, lazy_runtime
 
 log = logging.getLogger("t2v.status")
 runtime = lazy_runtime("/t2v/status")
 router = Router()
 MAX_PAGE = 100
-rendered_jobs = RenderedJobs()
 PRESIGNED_EXPIRY_S = 3600
 
 
@@ -54,8 +53,9 @@ async def get_job(request: Request, job_id: str) -> Response:
     found, position = await rt.store.get_with_position(job_id)
     job = _visible(rt, request, job_id, found)
     base = base_url(request, rt.settings.public_url)
-    body = rendered_jobs.body(job, base, queue_position=position, workers=rt.settings.infer_workers)
-    return Response(body, media_type=JSON_MEDIA_TYPE)
+    return json_response(
+        job_resource(job, base, queue_position=position, workers=rt.settings.infer_workers)
+    )
 
 
 async def list_jobs(request: Request) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, JobStore, Lease
 
 __all__ = [
+    "DEFAULT_REDIS_MAX_CONNECTIONS",
     "ApplyResult",
     "CreateResult",
     "IdempotencyClaim",
@@ -14,8 +15,13 @@ __all__ = [
     "open_job_store",
 ]
 
+# Connections one process's Redis store holds at most (`T2V_REDIS_MAX_CONNECTIONS`).
+DEFAULT_REDIS_MAX_CONNECTIONS = 32
 
-def open_job_store(url: str) -> JobStore:
+
+def open_job_store(
+    url: str, *, redis_max_connections: int = DEFAULT_REDIS_MAX_CONNECTIONS
+) -> JobStore:
     if url.startswith("sqlite:"):
         from t2v.store.sqlite import SqliteJobStore
 
@@ -23,5 +29,5 @@ def open_job_store(url: str) -> JobStore:
     if url.startswith(("redis://", "rediss://", "unix://")):
         from t2v.store.redis import RedisJobStore
 
-        return RedisJobStore.from_url(url)
+        return RedisJobStore.from_url(url, max_connections=redis_max_connections)
     raise ValueError(f"unsupported job store URL {url!r} (use sqlite:///path or redis://host)")

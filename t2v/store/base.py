@@ -1,4 +1,5 @@
-"""The JobStore interface. Every implementation passes `tests/contracts/test_job_store.py`."""
+"""The JobStore interface. `t2v.store.core.JobStoreCore` implements it once, over each
+backend; every backend passes `tests/contracts/test_job_store.py`."""
 
 from __future__ import annotations
 
@@ -22,8 +23,7 @@ class IdempotencyClaim:
 class CreateResult:
     job: Job
     created: bool
-    # The new job's queue position when the store could count it in the same transaction
-    # (SQLite); None means ask `queue_position`.
+    # The job's `queue_position` right after the create (None: not queued).
     queue_position: int | None = None
 
 
@@ -57,8 +57,7 @@ class JobStore(Protocol):
     async def get(self, job_id: str) -> Job | None: ...
 
     async def get_with_position(self, job_id: str) -> tuple[Job | None, int | None]:
-        """The job and, when it is queued, its `queue_position` (what a status read shows):
-        on Redis one round trip instead of two."""
+        """The job and its `queue_position` (what a status read shows)."""
         ...
 
     async def list(
@@ -113,7 +112,7 @@ class JobStore(Protocol):
 
         The embedded SQLite store counts at most 100 jobs ahead (it has no order-statistic
         index, and counting is linear) and reports 100 for any job further back; Redis is
-        exact (ZRANK).
+        exact (ZCOUNT on its sorted set).
         """
         ...
 

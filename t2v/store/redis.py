@@ -1,13 +1,18 @@
-"""The cluster JobStore: Redis, with the same semantics as `SqliteJobStore`.
+"""The cluster job store: `JobStoreCore`'s rules over Redis (`RedisBackend`).
 
 URL: `redis://[:password@]host:port/db?prefix=t2v` (also `rediss://` and `unix://`); any
 other query parameter is redis-py's own (e.g. `socket_timeout=5`).
 
-Every change is read-merge-write inside WATCH/MULTI/EXEC: the transaction commits only when
-no watched key changed since it was read, otherwise it is retried, so `t2v.jobs.merge` runs
-in Python as a compare-and-set. MULTI/EXEC applies the job and all of its indexes together or
-not at all, so a lost connection never leaves a partial write; it surfaces as
-`UnavailableError` (503).
+A compare-and-set WATCHes the keys it depends on, reads them, and queues its writes in
+MULTI/EXEC: EXEC writes nothing when a watched key changed in between, and writes the job
+and all of its indexes together or not at all, so a lost connection never leaves a partial
+write; it surfaces as `UnavailableError` (503).
+
+Connections come from one `BlockingConnectionPool` of `max_connections`
+(`T2V_REDIS_MAX_CONNECTIONS`): a caller beyond that waits for a free connection (up to the
+socket timeout) instead of failing. redis-py 8's plain pool caps itself at 100 connections
+when given no size (it was 2**31 before) and raises `MaxConnectionsError` past it, which
+concurrent WATCH transactions, each holding a connection, reached.
 
 Keys, all inside the hash tag `{prefix}` so that one Redis Cluster slot holds them and
 transactions stay legal there:
@@ -15,43 +20,35 @@ transactions stay legal there:
 - `{p}:idx:all`, `{p}:idx:status:<status>`, `{p}:idx:tenant:<tenant>`,
   `{p}:idx:tenant-status:<status>:<tenant>`: sorted sets of job ids scored by `created_at`
   (ties ordered by id, as SQLite orders them)
-- `{p}:lease:<id>`: hash of worker_id, attempt, expires_at (kept after release: it remembers
-  the attempt count)
-- `{p}:idem:<len(tenant)>:<tenant>:<key>`: the request hash and job id, expiring with its TTL
+- `{p}:lease:<id>`: hash of worker_id, attempt, expires_at
+- `{p}:idem:<len(tenant)>:<tenant>:<key>`: the idempotency record, expiring with its TTL
 """
 
 from __future__ import annotations
 
-import asyncio
-import builtins
-import dataclasses
-import inspect
-import json
-import random
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+import functools
+import math
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.typing import EncodableT
 
-from t2v.errors import IdempotencyConflictError, NotFoundError, UnavailableError
-from t2v.jobs import Job, JobStatus, JobUpdate, cancel, decode_job, merge
-from t2v.redis_pipe import PipelinedRedis
-from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, Lease
-from t2v.store.cursor import decode_cursor, encode_cursor
-from t2v.store.redis_create import Claim, CreateKeys, CreateScript, Outcome
+from t2v.errors import UnavailableError
+from t2v.jobs import Job, JobStatus, decode_job, encode_job
+from t2v.store import DEFAULT_REDIS_MAX_CONNECTIONS
+from t2v.store.base import Lease
+from t2v.store.core import ClaimWrite, IdempotencyRecord, JobStoreCore
 
+P = ParamSpec("P")
 T = TypeVar("T")
-
-# Optimistic transactions retry on contention; a few hundred rounds is far beyond what a
-# single job's event stream produces, so running out means something is wrong.
-_MAX_TRANSACTION_ROUNDS = 500
 _UNAVAILABLE = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
@@ -60,67 +57,88 @@ _UNAVAILABLE = (
 )
 
 
+def _unavailable_on_connection_loss(
+    method: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    @functools.wraps(method)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except _UNAVAILABLE as exc:
+            raise UnavailableError(f"job store unavailable: {exc}") from exc
+
+    return guarded
+
+
+def _text(value: bytes | str) -> str:
+    # The client decodes replies (decode_responses=True); redis-py types them either way.
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _job(raw: bytes | str | None) -> Job | None:
+    return decode_job(raw) if raw is not None else None
+
+
+def _lease(job_id: str, raw: Mapping[bytes | str, bytes | str]) -> Lease | None:
+    if not raw:
+        return None
+    fields = {_text(name): _text(value) for name, value in raw.items()}
+    return Lease(job_id, fields["worker_id"], int(fields["attempt"]), float(fields["expires_at"]))
+
+
+def _claim(raw: bytes | str | None) -> IdempotencyRecord | None:
+    if raw is None:
+        return None
+    fields = orjson.loads(raw)
+    return IdempotencyRecord(fields["request_hash"], fields["job_id"], fields["expires_at"])
+
+
+def _members(reply: Iterable[Any]) -> list[str]:
+    return [_text(member) for member in reply]
+
+
+def _scored(reply: Iterable[Any]) -> list[tuple[float, str]]:
+    """`(score, member)` from a sorted-set reply with scores."""
+    return [(float(score), _text(member)) for member, score in reply]
+
+
 def _begin_writes(pipe: Pipeline) -> None:
     """End the read phase of a WATCH transaction: later commands queue inside MULTI."""
-    pipe.multi()  # type: ignore[no-untyped-call]
+    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves multi() unannotated
 
 
-def _key_reused() -> IdempotencyConflictError:
-    return IdempotencyConflictError(
-        "this Idempotency-Key was already used with a different request"
-    )
-
-
-def _encode(job: Job) -> bytes:
-    # orjson, as the SQLite store: a fifth of the json module's time for a job.
-    return orjson.dumps(job.to_dict())
-
-
-async def _resolved(result: Awaitable[T] | T) -> T:
-    """redis-py types its commands as sync-or-async; on the asyncio client they are async."""
-    if inspect.isawaitable(result):
-        value: T = await result
-        return value
-    return result
-
-
-class RedisJobStore:
-    def __init__(self, client: aioredis.Redis, hot: PipelinedRedis, *, prefix: str = "t2v") -> None:
-        """``hot`` carries the commands on submit's and status's request path (a new job,
-        a job read, a queue rank); ``client`` everything else."""
+class RedisBackend:
+    def __init__(self, client: aioredis.Redis, *, prefix: str = "t2v") -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError(f"Redis key prefix {prefix!r} must be non-empty, without braces")
         self._redis = client
-        self._hot = hot
         self._p = "{" + prefix + "}"
-        self._create_script = CreateScript(hot)
 
     @classmethod
-    def from_url(cls, url: str) -> RedisJobStore:
+    def from_url(cls, url: str, *, max_connections: int) -> RedisBackend:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         prefix = query.pop("prefix", "t2v")
         query.setdefault("socket_connect_timeout", "5")
         query.setdefault("socket_timeout", "5")
-        url = urlunsplit(parts._replace(query=urlencode(query)))
-        client = aioredis.Redis.from_url(
-            url,
+        pool = BlockingConnectionPool.from_url(
+            urlunsplit(parts._replace(query=urlencode(query))),
+            max_connections=max_connections,
+            timeout=float(query["socket_timeout"]),  # waiting for a free connection
             decode_responses=True,
             # Retry briefly on a dropped connection, then report 503 rather than hang.
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
         )
-        return cls(
-            client, PipelinedRedis(url, timeout_s=float(query["socket_timeout"])), prefix=prefix
-        )
+        return cls(aioredis.Redis.from_pool(pool), prefix=prefix)
 
-    # Key names -------------------------------------------------------------------------
+    # Key names ----------------------------------------------------------------------------
     def _job_key(self, job_id: str) -> str:
         return f"{self._p}:job:{job_id}"
 
     def _lease_key(self, job_id: str) -> str:
         return f"{self._p}:lease:{job_id}"
 
-    def _idem_key(self, tenant: str, key: str) -> str:
+    def _claim_key(self, tenant: str, key: str) -> str:
         return f"{self._p}:idem:{len(tenant)}:{tenant}:{key}"
 
     def _index_key(self, tenant: str | None, status: JobStatus | None) -> str:
@@ -130,46 +148,90 @@ class RedisJobStore:
             return f"{self._p}:idx:tenant:{tenant}"
         return f"{self._p}:idx:tenant-status:{status}:{tenant}"
 
-    # Plumbing --------------------------------------------------------------------------
-    @contextmanager
-    def _unavailable_on_connection_loss(self) -> Iterator[None]:
-        try:
-            yield
-        except _UNAVAILABLE as exc:
-            raise UnavailableError(f"job store unavailable: {exc}") from exc
+    # Reads --------------------------------------------------------------------------------
+    @_unavailable_on_connection_loss
+    async def read_job(self, job_id: str) -> Job | None:
+        return _job(await self._redis.get(self._job_key(job_id)))
 
-    async def _transact(self, watch: list[str], operation: Callable[[Pipeline], Awaitable[T]]) -> T:
-        """Run `operation` under WATCH: it reads through the pipeline, then calls
-        `pipe.multi()` and queues its writes (or returns without writing)."""
-        with self._unavailable_on_connection_loss():
-            for round_ in range(_MAX_TRANSACTION_ROUNDS):
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    try:
-                        await pipe.watch(*watch)
-                        result = await operation(pipe)
-                        if pipe.explicit_transaction:
-                            await pipe.execute()
-                        return result
-                    except redis_errors.WatchError:
-                        # Someone else committed first: back off a little, read again.
-                        await asyncio.sleep(random.uniform(0, 0.001 * min(round_, 20)))
-            raise UnavailableError("job store too contended: transaction kept conflicting")
+    @_unavailable_on_connection_loss
+    async def read_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        if not job_ids:
+            return []
+        raws = await self._redis.mget([self._job_key(job_id) for job_id in job_ids])
+        return [job for job in map(_job, raws) if job is not None]
 
-    async def _read(self, operation: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-        with self._unavailable_on_connection_loss():
-            return await operation(self._redis)
+    @_unavailable_on_connection_loss
+    async def read_lease(self, job_id: str) -> Lease | None:
+        return _lease(job_id, await self._redis.hgetall(self._lease_key(job_id)))
 
-    @staticmethod
-    def _parse(raw: str | None) -> Job | None:
-        return decode_job(raw) if raw is not None else None
+    @_unavailable_on_connection_loss
+    async def read_leases(self, job_ids: Sequence[str]) -> list[Lease | None]:
+        if not job_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(self._lease_key(job_id))
+            raws = await pipe.execute()
+        return [_lease(job_id, raw) for job_id, raw in zip(job_ids, raws, strict=True)]
 
-    async def _load(self, pipe: Pipeline, job_id: str) -> Job | None:
-        raw: str | None = await pipe.get(self._job_key(job_id))
-        return self._parse(raw)
+    @_unavailable_on_connection_loss
+    async def read_claim(self, tenant: str, key: str) -> IdempotencyRecord | None:
+        return _claim(await self._redis.get(self._claim_key(tenant, key)))
 
-    def _queue_save(self, pipe: Pipeline, old: Job | None, new: Job) -> None:
-        """Queue the job and the index changes it needs (inside MULTI)."""
-        pipe.set(self._job_key(new.id), _encode(new))
+    # Compare-and-set ----------------------------------------------------------------------
+    async def _compare_and_set(
+        self, keys: list[str], write: Callable[[Pipeline], Awaitable[bool]]
+    ) -> bool:
+        """WATCH `keys`, then `write`: it reads them through the pipeline and, when they are
+        as expected, calls `_begin_writes` and queues its writes (True), else returns False."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(*keys)
+                if not await write(pipe):
+                    return False
+                await pipe.execute()
+            except redis_errors.WatchError:
+                return False
+        return True
+
+    @_unavailable_on_connection_loss
+    async def put_job(
+        self,
+        job: Job,
+        *,
+        expected: Job | None,
+        claim: ClaimWrite | None = None,
+        drop_lease: bool = False,
+    ) -> bool:
+        keys = [self._job_key(job.id)]
+        if claim is not None:
+            keys.append(self._claim_key(claim.tenant, claim.key))
+
+        async def write(pipe: Pipeline) -> bool:
+            stored = await pipe.mget(keys)
+            if _job(stored[0]) != expected:
+                return False
+            if claim is not None and _claim(stored[1]) != claim.expected:
+                return False
+            _begin_writes(pipe)
+            pipe.set(keys[0], encode_job(job))
+            self._queue_index_changes(pipe, expected, job)
+            if claim is not None:
+                record = orjson.dumps(
+                    {
+                        "request_hash": claim.record.request_hash,
+                        "job_id": claim.record.job_id,
+                        "expires_at": claim.record.expires_at,
+                    }
+                )
+                pipe.set(keys[1], record, px=max(1, int(claim.ttl_s * 1000)))
+            if drop_lease:
+                pipe.delete(self._lease_key(job.id))
+            return True
+
+        return await self._compare_and_set(keys, write)
+
+    def _queue_index_changes(self, pipe: Pipeline, old: Job | None, new: Job) -> None:
         member = {new.id: new.created_at}
         if old is None:
             pipe.zadd(self._index_key(None, None), member)
@@ -181,353 +243,85 @@ class RedisJobStore:
             pipe.zadd(self._index_key(None, new.status), member)
             pipe.zadd(self._index_key(new.tenant, new.status), member)
 
-    async def _load_many(self, job_ids: builtins.list[str]) -> builtins.list[Job]:
-        if not job_ids:
-            return []
-        raws: list[str | None] = await self._read(
-            lambda r: r.mget([self._job_key(job_id) for job_id in job_ids])
-        )
-        return [job for job in map(self._parse, raws) if job is not None]
+    @_unavailable_on_connection_loss
+    async def put_lease(self, lease: Lease, *, expected: Lease | None) -> bool:
+        key = self._lease_key(lease.job_id)
 
-    # JobStore --------------------------------------------------------------------------
-    async def create(self, job: Job, idempotency: IdempotencyClaim | None = None) -> CreateResult:
-        idem_key = self._idem_key(job.tenant, idempotency.key) if idempotency else None
-        with self._unavailable_on_connection_loss():
-            result = await self._create_by_script(job, idempotency, idem_key)
-        if result is not None:
-            return result
-        return await self._create_by_transaction(job, idempotency, idem_key)
-
-    async def _create_by_script(
-        self, job: Job, idempotency: IdempotencyClaim | None, idem_key: str | None
-    ) -> CreateResult | None:
-        """One round trip (`t2v.store.redis_create`); None where the general path must
-        decide: the id is taken, or the claim names a job that is gone."""
-        claim = None
-        if idempotency is not None:
-            claim = Claim(
-                idempotency.request_hash,
-                self._claim_record(job, idempotency),
-                self._ttl_ms(idempotency),
-            )
-        indexes = (
-            self._index_key(None, None),
-            self._index_key(job.tenant, None),
-            self._index_key(None, job.status),
-            self._index_key(job.tenant, job.status),
-        )
-        reply = await self._create_script.run(
-            CreateKeys(self._job_key(job.id), indexes, idem_key),
-            job_json=_encode(job),
-            job_id=job.id,
-            created_at=job.created_at,
-            rank=job.status == JobStatus.QUEUED,
-            claim=claim,
-        )
-        if reply.outcome is Outcome.CREATED:
-            return CreateResult(job, created=True, queue_position=reply.queue_position)
-        if reply.outcome is Outcome.CONFLICT:
-            raise _key_reused()
-        if reply.outcome is Outcome.REPLAY and reply.job_id is not None:
-            existing = await self.get(reply.job_id)
-            if existing is not None:
-                return CreateResult(existing, created=False)
-        return None
-
-    @staticmethod
-    def _ttl_ms(idempotency: IdempotencyClaim) -> int:
-        return max(1, int(idempotency.ttl_s * 1000))
-
-    @staticmethod
-    def _claim_record(job: Job, idempotency: IdempotencyClaim) -> str:
-        record = {
-            "request_hash": idempotency.request_hash,
-            "job_id": job.id,
-            "expires_at": job.created_at + idempotency.ttl_s,
-        }
-        return json.dumps(record)
-
-    async def _create_by_transaction(
-        self, job: Job, idempotency: IdempotencyClaim | None, idem_key: str | None
-    ) -> CreateResult:
-        watch = [self._job_key(job.id), *([idem_key] if idem_key else [])]
-
-        async def op(pipe: Pipeline) -> CreateResult:
-            if idempotency is not None and idem_key is not None:
-                raw: str | None = await pipe.get(idem_key)
-                claim = json.loads(raw) if raw is not None else None
-                if claim is not None and claim["expires_at"] > job.created_at:
-                    if claim["request_hash"] != idempotency.request_hash:
-                        raise _key_reused()
-                    existing = await self._load(pipe, claim["job_id"])
-                    if existing is not None:
-                        return CreateResult(existing, created=False)
-            old = await self._load(pipe, job.id)
+        async def write(pipe: Pipeline) -> bool:
+            if _lease(lease.job_id, await pipe.hgetall(key)) != expected:
+                return False
             _begin_writes(pipe)
-            self._queue_save(pipe, old, job)
-            if idempotency is not None and idem_key is not None:
-                record = self._claim_record(job, idempotency)
-                pipe.set(idem_key, record, px=self._ttl_ms(idempotency))
-            return CreateResult(job, created=True)
+            fields: dict[EncodableT, EncodableT] = {
+                "worker_id": lease.worker_id,
+                "attempt": lease.attempt,
+                "expires_at": repr(lease.expires_at),
+            }
+            pipe.hset(key, mapping=fields)
+            return True
 
-        return await self._transact(watch, op)
+        return await self._compare_and_set([key], write)
 
-    async def get(self, job_id: str) -> Job | None:
-        with self._unavailable_on_connection_loss():
-            raw: str | None = await self._hot.execute("GET", self._job_key(job_id))
-        return self._parse(raw)
-
-    async def list(
+    # Index queries ------------------------------------------------------------------------
+    @_unavailable_on_connection_loss
+    async def newest(
         self,
         *,
         tenant: str | None,
-        status: JobStatus | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> JobPage:
+        status: JobStatus | None,
+        limit: int,
+        before: tuple[float, str] | None,
+    ) -> list[tuple[float, str]]:
         index = self._index_key(tenant, status)
+        created_at, last_id = before or (math.inf, "")
+        # One MULTI, so both reads see the same index: the entries with the cursor's score
+        # (only ids below its id follow it), then the strictly older ones.
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrange(index, created_at, created_at, byscore=True, withscores=True)
+            pipe.zrange(index, f"({created_at!r}", "-inf", desc=True, byscore=True,
+                        offset=0, num=limit, withscores=True)  # fmt: skip
+            ties, older = await pipe.execute()
+        tied = sorted((entry for entry in _scored(ties) if entry[1] < last_id), reverse=True)
+        return (tied + _scored(older))[:limit]
 
-        async def page_entries(r: aioredis.Redis) -> list[tuple[str, float]]:
-            if cursor is None:
-                newest: list[tuple[str, float]] = await r.zrevrange(
-                    index, 0, limit, withscores=True
-                )
-                return newest
-            created_at, last_id = decode_cursor(cursor)
-            # Same score as the cursor: only ids below it; then strictly older scores.
-            ties: list[tuple[str, float]] = await r.zrangebyscore(
-                index, created_at, created_at, withscores=True
-            )
-            older: list[tuple[str, float]] = await r.zrevrangebyscore(
-                index, f"({created_at!r}", "-inf", start=0, num=limit + 1, withscores=True
-            )
-            return sorted((e for e in ties if e[0] < last_id), reverse=True) + older
-
-        entries = (await self._read(page_entries))[: limit + 1]
-        jobs = await self._load_many([job_id for job_id, _ in entries[:limit]])
-        if status is not None:
-            # The index and the job are read one after the other: drop a job that moved on.
-            jobs = [job for job in jobs if job.status == status]
-        next_cursor = None
-        if len(entries) > limit > 0:
-            last_id, last_created_at = entries[limit - 1]
-            next_cursor = encode_cursor(last_created_at, last_id)
-        return JobPage(jobs, next_cursor)
-
-    async def apply(self, update: JobUpdate) -> ApplyResult:
-        async def op(pipe: Pipeline) -> ApplyResult:
-            job = await self._load(pipe, update.job_id)
-            if job is None:
-                raise NotFoundError(f"job {update.job_id} not found")
-            merged = merge(job, update)
-            if merged is None:
-                return ApplyResult(job, applied=False)
-            _begin_writes(pipe)
-            self._queue_save(pipe, job, merged)
-            if merged.status.terminal:
-                pipe.delete(self._lease_key(job.id))
-            return ApplyResult(merged, applied=True)
-
-        return await self._transact(
-            [self._job_key(update.job_id), self._lease_key(update.job_id)], op
-        )
-
-    async def request_cancel(self, job_id: str, *, at: float) -> Job:
-        async def op(pipe: Pipeline) -> Job:
-            job = await self._load(pipe, job_id)
-            if job is None:
-                raise NotFoundError(f"job {job_id} not found")
-            changed = cancel(job, at=at)
-            if changed is None:
-                return job
-            _begin_writes(pipe)
-            self._queue_save(pipe, job, changed)
-            return changed
-
-        return await self._transact([self._job_key(job_id)], op)
-
-    async def is_cancel_requested(self, job_id: str) -> bool:
-        job = await self.get(job_id)
-        return bool(job and (job.cancel_requested or job.status == JobStatus.CANCELED))
-
-    @staticmethod
-    def _parse_lease(job_id: str, raw: dict[str, str]) -> Lease | None:
-        if not raw:
-            return None
-        return Lease(job_id, raw["worker_id"], int(raw["attempt"]), float(raw["expires_at"]))
-
-    @staticmethod
-    def _lease_fields(lease: Lease) -> dict[str, Any]:
-        return {
-            "worker_id": lease.worker_id,
-            "attempt": lease.attempt,
-            "expires_at": repr(lease.expires_at),
-        }
-
-    async def claim(self, job_id: str, worker_id: str, *, ttl_s: float, now: float) -> Lease | None:
-        key = self._lease_key(job_id)
-
-        async def op(pipe: Pipeline) -> Lease | None:
-            held = self._parse_lease(job_id, await _resolved(pipe.hgetall(key)))
-            if held is not None and held.worker_id != worker_id and held.expires_at > now:
-                return None
-            if held is not None and held.worker_id == worker_id:
-                attempt = held.attempt
-            else:
-                attempt = held.attempt + 1 if held is not None else 1
-            lease = Lease(job_id, worker_id, attempt, now + ttl_s)
-            _begin_writes(pipe)
-            pipe.hset(key, mapping=self._lease_fields(lease))
-            return lease
-
-        return await self._transact([key], op)
-
-    async def _set_lease_expiry(self, lease: Lease, expires_at: float) -> bool:
-        key = self._lease_key(lease.job_id)
-
-        async def op(pipe: Pipeline) -> bool:
-            held = self._parse_lease(lease.job_id, await _resolved(pipe.hgetall(key)))
-            if held is None or (held.worker_id, held.attempt) != (lease.worker_id, lease.attempt):
-                return False
-            _begin_writes(pipe)
-            pipe.hset(key, "expires_at", repr(expires_at))
-            return True
-
-        return await self._transact([key], op)
-
-    async def renew(self, lease: Lease, *, ttl_s: float, now: float) -> bool:
-        return await self._set_lease_expiry(lease, now + ttl_s)
-
-    async def release(self, lease: Lease) -> None:
-        # Keep the hash (it remembers the attempt count) but let anyone take it at once.
-        await self._set_lease_expiry(lease, 0.0)
-
-    async def lease_of(self, job_id: str) -> Lease | None:
-        raw: dict[str, str] = await self._read(
-            lambda r: _resolved(r.hgetall(self._lease_key(job_id)))
-        )
-        return self._parse_lease(job_id, raw)
-
-    async def _without_live_lease(
-        self, job_ids: builtins.list[str], now: float
-    ) -> builtins.list[str]:
-        if not job_ids:
-            return []
-
-        async def expiries(r: aioredis.Redis) -> builtins.list[str | None]:
-            async with r.pipeline(transaction=False) as pipe:
-                for job_id in job_ids:
-                    pipe.hget(self._lease_key(job_id), "expires_at")
-                result: builtins.list[str | None] = await pipe.execute()
-                return result
-
-        found = await self._read(expiries)
-        return [
-            i for i, exp in zip(job_ids, found, strict=True) if exp is None or float(exp) <= now
-        ]
-
-    async def stale_jobs(
-        self, *, now: float, queued_before: float, limit: int = 100
-    ) -> builtins.list[Job]:
-        running_ids: builtins.list[str] = await self._read(
-            lambda r: r.zrange(self._index_key(None, JobStatus.RUNNING), 0, -1)
-        )
-        candidates = await self._without_live_lease(running_ids, now)
-        queued_index = self._index_key(None, JobStatus.QUEUED)
-        batch = max(limit, 1)
-
-        async def queued_page(start: int) -> builtins.list[str]:
-            ids: builtins.list[str] = await self._read(
-                lambda r: r.zrangebyscore(
-                    queued_index, "-inf", f"({queued_before!r}", start=start, num=batch
-                )
-            )
-            return ids
-
-        stale_queued: builtins.list[str] = []
-        offset = 0
-        while len(stale_queued) < limit:
-            page = await queued_page(offset)
-            stale_queued += await self._without_live_lease(page, now)
-            if len(page) < batch:
-                break
-            offset += batch
-        jobs = await self._load_many(candidates + stale_queued[:limit])
-        stale = [
-            job
-            for job in jobs
-            if job.status == JobStatus.RUNNING
-            or (job.status == JobStatus.QUEUED and job.created_at < queued_before)
-        ]
-        return sorted(stale, key=lambda job: (job.created_at, job.id))[:limit]
-
-    async def record_sweep(self, job_id: str) -> Job:
-        async def op(pipe: Pipeline) -> Job:
-            job = await self._load(pipe, job_id)
-            if job is None:
-                raise NotFoundError(f"job {job_id} not found")
-            changed = dataclasses.replace(job, sweeps=job.sweeps + 1)
-            _begin_writes(pipe)
-            self._queue_save(pipe, job, changed)
-            return changed
-
-        return await self._transact([self._job_key(job_id)], op)
-
-    async def get_with_position(self, job_id: str) -> tuple[Job | None, int | None]:
-        # Both asked at once: the rank is only used if the job turns out to be queued.
-        queued = self._index_key(None, JobStatus.QUEUED)
-        with self._unavailable_on_connection_loss():
-            raw, rank = await self._hot.execute_many(
-                [("GET", self._job_key(job_id)), ("ZRANK", queued, job_id)]
-            )
-        job = self._parse(raw)
-        if job is None:
-            return None, None
-        return job, await self._queue_position(job, rank)
-
-    async def queue_position(self, job: Job) -> int | None:
-        if job.status != JobStatus.QUEUED:
-            return None
-        index = self._index_key(None, JobStatus.QUEUED)
-        # The index orders equal scores by id, as SQLite orders (created_at, id): a rank.
-        with self._unavailable_on_connection_loss():
-            rank: int | None = await self._hot.execute("ZRANK", index, job.id)
-        return await self._queue_position(job, rank)
-
-    async def _queue_position(self, job: Job, rank: int | None) -> int | None:
-        """From the job's ``rank`` in the queued index (None: not in it)."""
-        if job.status != JobStatus.QUEUED:
-            return None
-        if rank is not None:
-            return int(rank) + 1
-        index = self._index_key(None, JobStatus.QUEUED)
-
-        async def count(r: aioredis.Redis) -> int:
-            # `job` has left the queue since it was read: count the queued jobs before it.
-            # One MULTI so both reads see the same queue.
-            async with r.pipeline(transaction=True) as pipe:
-                pipe.zcount(index, "-inf", f"({job.created_at!r}")
-                pipe.zrangebyscore(index, job.created_at, job.created_at)
-                older, ties = await pipe.execute()
-            return int(older) + sum(1 for other in ties if other < job.id) + 1
-
-        return await self._read(count)
-
-    async def count(self, status: JobStatus) -> int:
+    @_unavailable_on_connection_loss
+    async def oldest(
+        self, status: JobStatus, *, created_before: float | None, offset: int, limit: int
+    ) -> list[str]:
+        high = "+inf" if created_before is None else f"({created_before!r}"
         index = self._index_key(None, status)
-        return int(await self._read(lambda r: _resolved(r.zcard(index))))
+        reply = await self._redis.zrange(index, "-inf", high, byscore=True, offset=offset,
+                                         num=limit)  # fmt: skip
+        return _members(reply)
 
-    async def count_unfinished(self, tenant: str) -> int:
-        # On every submit while the cap is on: the pipelined connection, one round trip.
-        queued = self._index_key(tenant, JobStatus.QUEUED)
-        running = self._index_key(tenant, JobStatus.RUNNING)
-        with self._unavailable_on_connection_loss():
-            counts = await self._hot.execute_many([("ZCARD", queued), ("ZCARD", running)])
+    @_unavailable_on_connection_loss
+    async def count_queued_before(self, created_at: float, job_id: str) -> int:
+        index = self._index_key(None, JobStatus.QUEUED)
+        # One MULTI so both reads see the same queue; the index orders equal scores by id.
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zcount(index, "-inf", f"({created_at!r}")
+            pipe.zrange(index, created_at, created_at, byscore=True)
+            older, ties = await pipe.execute()
+        return int(older) + sum(1 for other in _members(ties) if other < job_id)
+
+    @_unavailable_on_connection_loss
+    async def count(self, *, tenant: str | None, statuses: Sequence[JobStatus]) -> int:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for status in statuses:
+                pipe.zcard(self._index_key(tenant, status))
+            counts = await pipe.execute()
         return sum(int(n) for n in counts)
 
+    @_unavailable_on_connection_loss
     async def ping(self) -> None:
-        await self._read(lambda r: _resolved(r.ping()))
+        await self._redis.ping()
 
     async def close(self) -> None:
-        await self._hot.close()
-        await self._redis.aclose()
+        await self._redis.aclose()  # and its pool: the client owns it (`from_pool`)
+
+
+class RedisJobStore(JobStoreCore):
+    @classmethod
+    def from_url(
+        cls, url: str, *, max_connections: int = DEFAULT_REDIS_MAX_CONNECTIONS
+    ) -> RedisJobStore:
+        return cls(RedisBackend.from_url(url, max_connections=max_connections))
