@@ -1,16 +1,11 @@
 """The clients that open their own sockets work on a loop whose transports are not
 `asyncio.Transport`s, as under uvloop (which uvicorn picks wherever it is installed): the
-event relay's broker client against a scripted HTTP server, the pipelined Redis connection
-against a real redis-server."""
+event relay's broker client against a scripted HTTP server."""
 
 from __future__ import annotations
 
-import uuid
-
 from t2v.keepalive import KeepAliveClient, Reply
-from t2v.redis_pipe import PipelinedRedis
 from tests.foreign_loop import run_on_foreign_loop
-from tests.services import RedisServer
 from tests.test_keepalive import scripted_server
 
 
@@ -26,19 +21,3 @@ def test_the_broker_client_posts_over_a_foreign_transport() -> None:
     replies, connections = run_on_foreign_loop(exchange())
     assert [reply.status for reply in replies if isinstance(reply, Reply)] == [202] * 3
     assert connections == 1
-
-
-def test_the_pipelined_redis_connection_works_over_a_foreign_transport(
-    redis_service: RedisServer,
-) -> None:
-    name = f"foreign-test:{uuid.uuid4().hex}"
-
-    async def commands() -> list[object]:
-        client = PipelinedRedis(redis_service.url(db=2))
-        try:
-            await client.execute("SET", name, "here")
-            return await client.execute_many([("GET", name), ("DEL", name)])
-        finally:
-            await client.close()
-
-    assert run_on_foreign_loop(commands()) == ["here", 1]
