@@ -3,9 +3,8 @@
 
 The same command (INCR of one key) from 32 concurrent senders, as concurrent submits send
 theirs, against a redis-server this bench starts on 127.0.0.1: through redis-py's asyncio
-client one command at a time (what the stores used), through redis-py pipelines of 32 and of
-8 commands (the best a batching layer over redis-py could do), and through
-`t2v.redis_pipe.PipelinedRedis` (what submit and status use). Reported: the client's own CPU
+client one command at a time, and through redis-py pipelines of 32 and of 8 commands (the
+best a batching layer over redis-py could do). Reported: the client's own CPU
 per command (user + system of this process, which runs only the client) and commands per
 second.
 """
@@ -26,7 +25,6 @@ import redis.asyncio as aioredis
 
 from bench.common import emit, machine_basics
 from bench.control_plane import servers
-from t2v.redis_pipe import PipelinedRedis
 
 CONCURRENCY = 32
 KEY = "bench:counter"
@@ -67,7 +65,6 @@ async def _measure(run: Callable[[int], Awaitable[None]], total: int) -> dict[st
 
 async def measure_all(url: str, total: int) -> dict[str, dict[str, Any]]:
     client = aioredis.Redis.from_url(url)
-    pipelined = PipelinedRedis(url)
     try:
         return {
             "redis-py, one at a time": await _measure(
@@ -75,12 +72,8 @@ async def measure_all(url: str, total: int) -> dict[str, dict[str, Any]]:
             ),
             "redis-py, pipelines of 32": await _measure(lambda n: _pipelines(client, n, 32), total),
             "redis-py, pipelines of 8": await _measure(lambda n: _pipelines(client, n, 8), total),
-            "t2v.redis_pipe": await _measure(
-                lambda n: _senders(lambda: pipelined.execute("INCR", KEY), n), total
-            ),
         }
     finally:
-        await pipelined.close()
         await client.aclose()
 
 

@@ -60,16 +60,6 @@ class IdempotencyConflictError(ConflictError):
     code = "idempotency_key_reused"
 
 
-class RangeNotSatisfiableError(T2VError):
-    http_status = 416
-    code = "range_not_satisfiable"
-
-    def __init__(self, message: str, *, size: int) -> None:
-        super().__init__(message)
-        # RFC 9110 section 15.5.17: tell the client how long the representation is.
-        self.headers["Content-Range"] = f"bytes */{size}"
-
-
 class UnauthorizedError(T2VError):
     http_status = 401
     code = "unauthorized"

@@ -1,30 +1,33 @@
 """rust_infer's MP4 files play in headless Chromium (Debian's, driven by playwright-core).
 
-The files are served over HTTP on 127.0.0.1 with Range support (parsed by ``t2v.ranges``, as
-the status function does), and ``play_videos.mjs`` loads each into a ``<video>`` element,
-plays it muted at a higher rate and reports what the element saw. Needs ``chromium`` on PATH,
-``node``, and ``npm ci`` run at the repository root; the tests fail, not skip, without them.
+The files are served over HTTP on 127.0.0.1 by Starlette's ``FileResponse``, with its Range
+support, as the status function serves local videos, and ``play_videos.mjs`` loads each into
+a ``<video>`` element, plays it muted at a higher rate and reports what the element saw.
+Needs ``chromium`` on PATH, ``node``, and ``npm ci`` run at the repository root; the tests
+fail, not skip, without them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
 import pathlib
 import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import Mount
+from starlette.types import Message, Receive, Scope, Send
 
 import rust_infer
 from bench.encode.frames import moving_frames
-from t2v.errors import RangeNotSatisfiableError
-from t2v.ranges import parse_range
+from tests.broker.harness import serve
 
 pytestmark = pytest.mark.e2e
 
@@ -67,72 +70,31 @@ class ServedRequest:
     status: int
 
 
-class VideoServer(http.server.ThreadingHTTPServer):
-    """Serves fixed bodies from memory on 127.0.0.1 and records every request."""
+@dataclass
+class VideoServer:
+    """Serves fixed files from a directory on 127.0.0.1 and records every request."""
 
-    daemon_threads = True
+    directory: pathlib.Path
+    content_types: dict[str, str]
+    base_url: str = ""
+    requests: list[ServedRequest] = field(default_factory=list)
+    requests_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __init__(self, bodies: dict[str, tuple[bytes, str]]) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.bodies = bodies
-        self.requests: list[ServedRequest] = []
-        self.requests_lock = threading.Lock()
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        range_header = Headers(scope=scope).get("range")
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                with self.requests_lock:
+                    self.requests.append(ServedRequest(path, range_header, message["status"]))
+            await send(message)
 
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: VideoServer
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        found = self.server.bodies.get(self.path)
-        range_header = self.headers.get("Range")
-        if found is None:
-            self._reply(404, b"not found", "text/plain", range_header)
-            return
-        body, content_type = found
-        try:
-            selected = parse_range(range_header, len(body))
-        except RangeNotSatisfiableError:
-            self._reply(
-                416, b"", content_type, range_header, {"Content-Range": f"bytes */{len(body)}"}
-            )
-            return
-        if selected is None:
-            self._reply(200, body, content_type, range_header)
-            return
-        start, end = selected
-        content_range = f"bytes {start}-{end - 1}/{len(body)}"
-        self._reply(
-            206, body[start:end], content_type, range_header, {"Content-Range": content_range}
-        )
-
-    def _reply(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str,
-        range_header: str | None,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        with self.server.requests_lock:
-            self.server.requests.append(ServedRequest(self.path, range_header, status))
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Accept-Ranges", "bytes")
-        for name, value in (extra or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        # The browser may drop a connection once it has what it needs.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the recorded requests are what the tests look at."""
+        content_type = self.content_types.get(path)
+        response: Response = PlainTextResponse("not found", status_code=404)
+        if content_type is not None:
+            response = FileResponse(self.directory / path.lstrip("/"), media_type=content_type)
+        await response(scope, receive, recording_send)
 
 
 def _required_tools() -> tuple[str, str]:
@@ -157,21 +119,21 @@ def _damaged_mp4() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[VideoServer]:
-    bodies: dict[str, tuple[bytes, str]] = {"/": (PAGE, "text/html; charset=utf-8")}
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoServer]:
+    bodies: dict[str, tuple[bytes, str]] = {"/index.html": (PAGE, "text/html; charset=utf-8")}
     for clip in CLIPS:
         frames = moving_frames(clip.num_frames, clip.height, clip.width)
         bodies[clip.path] = (rust_infer.encode_mp4(frames, clip.fps), "video/mp4")
     bodies[DAMAGED] = (_damaged_mp4(), "video/mp4")
-    server = VideoServer(bodies)
-    thread = threading.Thread(target=server.serve_forever, name="video-server", daemon=True)
-    thread.start()
-    try:
+    directory = tmp_path_factory.mktemp("served")
+    for path, (body, _) in bodies.items():
+        (directory / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (directory / path.lstrip("/")).write_bytes(body)
+    server = VideoServer(directory, {path: kind for path, (_, kind) in bodies.items()})
+    # Starlette answers the lifespan protocol; every HTTP request goes to the server.
+    with serve(Starlette(routes=[Mount("/", app=server)])) as base_url:
+        server.base_url = base_url
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +143,7 @@ def playback(served: VideoServer) -> dict[str, Any]:
     paths = [clip.path for clip in CLIPS] + [DAMAGED]
     request = {
         "chromium": chromium,
-        "page": served.base_url + "/",
+        "page": served.base_url + "/index.html",
         "videos": [served.base_url + path for path in paths],
         "playback_rate": PLAYBACK_RATE,
         "timeout_ms": TIMEOUT_MS,

@@ -69,14 +69,41 @@ def test_video_supports_ranges(platform: Platform) -> None:
     job = platform.submit({"prompt": "ranges", "seed": 4, **SMALL}).json()
     done = platform.wait_terminal(job["id"])
     url = done["links"]["video"]
-    whole = platform.client.get(url).content
+    whole_response = platform.client.get(url)
+    assert whole_response.status_code == 200
+    assert whole_response.headers["accept-ranges"] == "bytes"
+    etag = whole_response.headers["etag"]
+    assert etag == f'"{done["video"]["sha256"]}"'
+    whole = whole_response.content
+    size = len(whole)
+    assert size == done["video"]["bytes"]
     part = platform.client.get(url, headers={"Range": "bytes=10-19"})
     assert part.status_code == 206
     assert part.content == whole[10:20]
-    assert part.headers["content-range"] == f"bytes 10-19/{len(whole)}"
-    beyond = platform.client.get(url, headers={"Range": f"bytes={len(whole) + 5}-"})
-    assert beyond.status_code == 416
-    assert beyond.headers["content-range"] == f"bytes */{len(whole)}"
+    assert part.headers["content-range"] == f"bytes 10-19/{size}"
+    # Open-ended, suffix, and an end past the video (clipped to it).
+    for header, start in [("bytes=10-", 10), ("bytes=-10", size - 10), ("bytes=90-99999", 90)]:
+        ranged = platform.client.get(url, headers={"Range": header})
+        assert ranged.status_code == 206, header
+        assert ranged.content == whole[start:]
+        assert ranged.headers["content-range"] == f"bytes {start}-{size - 1}/{size}"
+    several = platform.client.get(url, headers={"Range": "bytes=0-1,5-6"})
+    assert several.status_code == 206
+    assert several.headers["content-type"].startswith("multipart/byteranges; boundary=")
+    assert f"bytes 0-1/{size}".encode() in several.content
+    assert f"bytes 5-6/{size}".encode() in several.content
+    for beyond_header in [f"bytes={size + 5}-", f"bytes={size}-", "bytes=-0"]:
+        beyond = platform.client.get(url, headers={"Range": beyond_header})
+        assert beyond.status_code == 416, beyond_header
+        assert beyond.headers["content-range"] == f"bytes */{size}"
+    # If-Range: the range while the video is the one the client has, else the whole video.
+    same = platform.client.get(url, headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert same.status_code == 206 and same.content == whole[:10]
+    changed = platform.client.get(url, headers={"Range": "bytes=0-9", "If-Range": '"other"'})
+    assert changed.status_code == 200 and changed.content == whole
+    head = platform.client.head(url, headers={"Range": "bytes=10-19"})
+    assert head.status_code == 206 and head.content == b""
+    assert head.headers["content-range"] == f"bytes 10-19/{size}"
 
 
 def test_idempotency_key(platform: Platform) -> None:
