@@ -105,7 +105,11 @@ def test_from_tmp_a_job_succeeds_and_sigterm_stops_every_process(
         ):
             assert time.monotonic() < deadline, job
             time.sleep(0.1)
-    assert job["status"] == "succeeded", job
+        assert job["status"] == "succeeded", job
+        # Too late to cancel: never a 202 for a job whose video is stored.
+        late = client.post(f"/v1/jobs/{job['id']}/cancel")
+        assert late.status_code == 409
+        assert late.json()["error"]["code"] == "too_late"
     children = started_by(data_dir)
     # gunicorn's master and worker for each of the three functions.
     assert len(children) >= 6, children
