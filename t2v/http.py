@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -27,6 +27,21 @@ def error_response(error: T2VError) -> JSONResponse:
     return JSONResponse(error.to_body(), status_code=error.http_status, headers=error.headers)
 
 
+def path_pattern(template: str) -> re.Pattern[str]:
+    """The regex of a route template: `{name}` captures one path segment."""
+    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+
+
+def method_not_allowed(method: str, path: str, allowed: Iterable[str]) -> MethodNotAllowedError:
+    """405 `method_not_allowed` with the `Allow` header RFC 9110 requires (HEAD with GET)."""
+    methods = set(allowed)
+    if "GET" in methods:
+        methods.add("HEAD")
+    error = MethodNotAllowedError(f"{method} is not allowed on {path}")
+    error.headers["Allow"] = ", ".join(sorted(methods))
+    return error
+
+
 @dataclass(frozen=True)
 class _Route:
     method: str
@@ -43,10 +58,16 @@ class Router:
         self.templates: tuple[str, ...] = ()
 
     def add(self, method: str, path: str, handler: Handler) -> None:
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
-        self._routes.append(_Route(method, path, re.compile(f"^{regex}$"), handler))
+        self._routes.append(_Route(method, path, path_pattern(path), handler))
         # Read on every request (metric labels): kept, not rebuilt per request.
         self.templates = tuple(dict.fromkeys(route.template for route in self._routes))
+
+    def methods_by_template(self) -> dict[str, tuple[str, ...]]:
+        """Each route template and the methods it serves (what a gateway routes)."""
+        table: dict[str, tuple[str, ...]] = {}
+        for route in self._routes:
+            table[route.template] = (*table.get(route.template, ()), route.method)
+        return table
 
     async def dispatch(self, request: Request) -> Response:
         try:
@@ -71,7 +92,7 @@ class Router:
             request.scope[ROUTE_SCOPE_KEY] = route.template
             return await route.handler(request, **match.groupdict())
         if allowed:
-            raise MethodNotAllowedError(f"{method} is not allowed on {path}")
+            raise method_not_allowed(method, path, allowed)
         raise NotFoundError(f"no route for {method} {path}")
 
 

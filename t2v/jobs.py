@@ -42,6 +42,9 @@ _RANK = {
 
 # Phases while running, in the order a generation goes through them.
 PHASES = ("starting", "denoising", "decoding", "encoding", "uploading")
+# From this phase on the video is being stored: a cancel is too late (infer enters it with a
+# compare-and-set that a cancel request made first refuses).
+COMMITTED_PHASE = "uploading"
 
 
 def new_job_id() -> str:
@@ -188,6 +191,8 @@ def merge(job: Job, update: JobUpdate) -> Job | None:
             progress=update.progress or job.progress,
         )
     if target == JobStatus.RUNNING:
+        if update.phase == COMMITTED_PHASE and job.cancel_requested:
+            return None
         if job.status == JobStatus.RUNNING and _progress_key(update.progress) < _progress_key(
             job.progress
         ):
@@ -212,15 +217,24 @@ def cancel(job: Job, *, at: float) -> Job | None:
     """The job after a cancel request, or None when it has already finished.
 
     A queued job is canceled at once (it never runs); a running one is flagged, and its
-    worker stops within one denoising step and reports `job.canceled`.
+    worker stops within one denoising step, or at the end of decoding or encoding, and
+    reports `job.canceled`. Once the worker is storing the video (`COMMITTED_PHASE`) it is
+    too late: None, as for a finished job.
     """
-    if job.status.terminal:
+    if job.status.terminal or is_committed(job):
         return None
     if job.status == JobStatus.QUEUED:
         return dataclasses.replace(
             job, status=JobStatus.CANCELED, finished_at=at, cancel_requested=True
         )
     return dataclasses.replace(job, cancel_requested=True)
+
+
+def is_committed(job: Job) -> bool:
+    """The job's video is being stored or is stored: a cancel can no longer stop it."""
+    if job.status == JobStatus.SUCCEEDED:
+        return True
+    return job.status == JobStatus.RUNNING and job.phase == COMMITTED_PHASE
 
 
 def _phase_index(phase: str | None) -> int:

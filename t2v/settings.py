@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +16,59 @@ from t2v.model.acceleration import (
     AccelerationConfig,
     parse_acceleration,
 )
+from t2v.model.manifest import PROFILE_MOCHI, PROFILE_TINY, read_manifest
 from t2v.store import DEFAULT_REDIS_MAX_CONNECTIONS
 
-DEFAULT_DATA_DIR = ".t2v/data"
-DEFAULT_TINY_MODEL = ".t2v/models/tiny-mochi"
+# Where the tiny model lives inside the data directory (`t2v build-tiny-model` builds it).
+TINY_MODEL_SUBDIR = Path("models") / "tiny-mochi"
+# A Hugging Face repository id ("org/name"), as opposed to a path on this machine.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 N = TypeVar("N", int, float)
+
+
+def user_data_dir(env: Mapping[str, str]) -> Path:
+    """The per-user data directory: ``$XDG_DATA_HOME/t2v``, else ``~/.local/share/t2v``
+    (the XDG base directory rules: a relative XDG_DATA_HOME is ignored)."""
+    xdg = env.get("XDG_DATA_HOME") or ""
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "t2v"
+    home = env.get("HOME") or ""
+    if not home:
+        try:
+            home = str(Path.home())
+        except RuntimeError:
+            # No HOME and no passwd entry (an arbitrary container user): somewhere writable.
+            home = str(Path(tempfile.gettempdir()) / f"t2v-{os.getuid()}")
+    return Path(home) / ".local" / "share" / "t2v"
+
+
+def tiny_model_dir(data_dir: Path) -> Path:
+    """Where the tiny model is expected when no model is named."""
+    return data_dir / TINY_MODEL_SUBDIR
+
+
+def looks_like_hub_id(model: str) -> bool:
+    return bool(_HUB_ID.match(model)) and not Path(model).exists()
+
+
+def _model(raw: str | None, data_dir: Path) -> str:
+    """The model as an absolute path, unless it names a Hugging Face repository."""
+    if not raw:
+        return str(tiny_model_dir(data_dir))
+    if looks_like_hub_id(raw):
+        return raw
+    return str(Path(raw).expanduser().absolute())
+
+
+def _profile(env: Mapping[str, str], model: str, data_dir: Path) -> str:
+    """T2V_MODEL_PROFILE, else what the model's manifest says, else by where the model is."""
+    named = env.get("T2V_MODEL_PROFILE")
+    if named:
+        return named
+    manifest = None if looks_like_hub_id(model) else read_manifest(Path(model))
+    if manifest is not None:
+        return manifest.profile
+    return PROFILE_TINY if model == str(tiny_model_dir(data_dir)) else PROFILE_MOCHI
 
 
 def _number(env: Mapping[str, str], name: str, default: N, parse: Callable[[str], N]) -> N:
@@ -97,12 +147,15 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        data_dir = Path(env.get("T2V_DATA_DIR") or DEFAULT_DATA_DIR)
-        lease_ttl_s = _float(env, "T2V_LEASE_TTL_S", 30.0)
-        model = env.get("T2V_MODEL") or DEFAULT_TINY_MODEL
-        profile = env.get("T2V_MODEL_PROFILE") or (
-            "tiny" if model == DEFAULT_TINY_MODEL else "mochi-1"
+        # Absolute from here on: the processes `t2v local` starts, and the user's next
+        # command, may run from any folder.
+        raw_data_dir = env.get("T2V_DATA_DIR")
+        data_dir = (
+            Path(raw_data_dir).expanduser().absolute() if raw_data_dir else user_data_dir(env)
         )
+        lease_ttl_s = _float(env, "T2V_LEASE_TTL_S", 30.0)
+        model = _model(env.get("T2V_MODEL"), data_dir)
+        profile = _profile(env, model, data_dir)
         return cls(
             data_dir=data_dir,
             store_url=env.get("T2V_STORE_URL") or f"sqlite:///{data_dir / 'jobs.db'}",

@@ -17,9 +17,14 @@ from starlette.responses import JSONResponse, Response
 from t2v import events
 from t2v.auth import Principal
 from t2v.contract import admit, check_idempotency_key, normalize, request_hash
-from t2v.errors import MalformedEventError, NotFoundError, UnsupportedMediaTypeError
+from t2v.errors import (
+    ConflictError,
+    MalformedEventError,
+    NotFoundError,
+    UnsupportedMediaTypeError,
+)
 from t2v.http import Router, base_url, health, metrics_endpoint
-from t2v.jobs import Job, JobError, JobStatus, JobUpdate, new_job_id
+from t2v.jobs import Job, JobError, JobStatus, JobUpdate, is_committed, new_job_id
 from t2v.metrics import instrumented
 from t2v.ratelimit import SubmitLimiter
 from t2v.resources import job_resource, json_response
@@ -106,6 +111,13 @@ async def cancel_job(request: Request, job_id: str) -> Response:
     if before is None or not rt.keys.can_see(principal, before.tenant):
         raise NotFoundError(f"job {job_id} not found")
     job = await rt.store.request_cancel(job_id, at=time.time())
+    if is_committed(job):
+        # Never a 202 that the job then ignores: its video is stored, or being stored.
+        raise ConflictError(
+            f"job {job_id} is past canceling: its video is "
+            f"{'stored' if job.status.terminal else 'being stored'}",
+            code="too_late",
+        )
     if before is not None and not before.status.terminal and job.status == JobStatus.CANCELED:
         data = {"job_id": job.id, "reason": "user"}
         await rt.sink.send(rt.event(events.JOB_CANCELED, job.id, data))

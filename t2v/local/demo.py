@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from t2v.local.platform import LocalOptions, running_platform
-from t2v.settings import DEFAULT_TINY_MODEL, Settings
+from t2v.settings import Settings, tiny_model_dir
 
 POLL_S = 0.5
 
@@ -46,13 +47,16 @@ async def follow(client: httpx.AsyncClient, job_url: str, timeout_s: float) -> d
     raise TimeoutError(f"job not finished after {timeout_s} s")
 
 
-async def run_demo(prompt: str, *, seed: int | None, out: str | None) -> int:
-    settings = Settings.from_env()
-    if settings.model == DEFAULT_TINY_MODEL:
+async def run_demo(
+    prompt: str, *, seed: int | None, out: str | None, env: Mapping[str, str] | None = None
+) -> int:
+    settings = Settings.from_env(env)
+    default_model = tiny_model_dir(settings.data_dir)
+    if settings.model == str(default_model):
         from t2v.model.tiny import main as build_tiny
 
-        build_tiny(["--out", DEFAULT_TINY_MODEL])
-    async with running_platform(settings, LocalOptions.from_env()) as platform:
+        build_tiny(["--out", str(default_model)])
+    async with running_platform(settings, LocalOptions.from_env(env)) as platform:
         print(f"platform up at {platform.gateway_url}", flush=True)
         request: dict[str, Any] = {"prompt": prompt}
         if seed is not None:

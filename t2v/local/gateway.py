@@ -11,6 +11,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from t2v.http import error_response, method_not_allowed, path_pattern
+
+# The public routes and their methods, across the functions (tests/local checks this against
+# the functions' own routers): another method on one of these paths is answered 405 here,
+# with `Allow`, since no single function knows every method its path has.
+PUBLIC_ROUTES: dict[str, tuple[str, ...]] = {
+    "/": ("GET",),
+    "/web/{name}": ("GET",),
+    "/v1/jobs": ("GET", "POST"),
+    "/v1/jobs/{job_id}": ("GET",),
+    "/v1/jobs/{job_id}/cancel": ("POST",),
+    "/v1/jobs/{job_id}/video": ("GET",),
+}
+_PUBLIC_PATTERNS = [
+    (path_pattern(template), methods) for template, methods in PUBLIC_ROUTES.items()
+]
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
 # Headers that belong to one hop and must not be forwarded (RFC 9110 section 7.6.1).
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
 
@@ -29,11 +47,28 @@ def route_for(method: str, path: str) -> str | None:
     return None
 
 
+def allowed_methods(path: str) -> tuple[str, ...] | None:
+    """The methods a public path serves, or None when it is not a public path."""
+    path = path.rstrip("/") or "/"
+    for pattern, methods in _PUBLIC_PATTERNS:
+        if pattern.match(path):
+            return methods
+    return None
+
+
 def create_gateway_app(services: Mapping[str, str]) -> Starlette:
     client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
 
     async def proxy(request: Request) -> Response:
-        service = route_for(request.method, request.url.path)
+        method, path = request.method, request.url.path
+        allowed = allowed_methods(path)
+        if (
+            allowed is not None
+            and method not in allowed
+            and not (method == "HEAD" and "GET" in allowed)
+        ):
+            return error_response(method_not_allowed(method, path, allowed))
+        service = route_for(method, path)
         if service is None:
             return JSONResponse(
                 {"error": {"code": "not_found", "message": f"no route for {request.url.path}"}},
@@ -66,8 +101,7 @@ def create_gateway_app(services: Mapping[str, str]) -> Starlette:
         yield
         await client.aclose()
 
-    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     return Starlette(
-        routes=[Route("/healthz", healthz), Route("/{path:path}", proxy, methods=methods)],
+        routes=[Route("/healthz", healthz), Route("/{path:path}", proxy, methods=_METHODS)],
         lifespan=lifespan,
     )

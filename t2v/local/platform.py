@@ -1,6 +1,6 @@
 """The whole platform on one machine: three function processes, the broker, the gateway.
 
-Configuration (environment, read once):
+Configuration (environment, read once; `t2v local --help` names the flags that set them):
     T2V_LOCAL_PORT            gateway port (default 8080; 0 picks a free one)
     T2V_LOCAL_BROKER_PORT     broker ingress port (default 0: a free one)
     T2V_LOCAL_PING_INTERVAL_S how often the sweep PingSource fires (default 10 s)
@@ -8,7 +8,13 @@ Configuration (environment, read once):
                               parallelism}}: local replacements for Trigger delivery settings
     T2V_EVENTING_DIR          the Knative YAML to route by (default ./eventing)
     T2V_LOCAL_SERVICE_URLS    JSON {service name: URL}: route a Service elsewhere (fault tests)
-plus every T2V_* setting of the functions, which the processes inherit.
+plus every T2V_* setting of the functions, which the processes inherit; the data directory,
+the model and its profile are passed to them resolved (absolute), so the folder `t2v local`
+was started from does not matter.
+
+Stopping (`stop`, on SIGTERM or Ctrl-C) is bounded: each function's process group gets
+SIGTERM, then SIGKILL after `STOP_GRACE_S`; the gateway and broker close within
+`SERVER_SHUTDOWN_S`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,13 +38,46 @@ from t2v.broker.delivery import DeliveryOverride
 from t2v.broker.server import create_broker_app
 from t2v.local.gateway import create_gateway_app
 from t2v.local.processes import FunctionProcess
-from t2v.settings import Settings
+from t2v.settings import Settings, looks_like_hub_id, tiny_model_dir
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ("submit", "status", "infer")
 # The local broker delivers to just one infer process: one generation at a time.
 LOCAL_INFER_PARALLELISM = 1
+# Together well under the 10 s a supervisor (systemd, Docker, a terminal) waits before it
+# kills: function groups get SIGKILL after STOP_GRACE_S, servers stop taking requests at once.
+STOP_GRACE_S = 5.0
+SERVER_SHUTDOWN_S = 2
+# A function that dies this many times while the platform starts will not come up.
+START_RESTART_LIMIT = 3
+
+
+class PlatformStartError(Exception):
+    """The platform cannot start as configured; the message says why and what to do."""
+
+
+def check_model(settings: Settings) -> None:
+    """Fail before starting anything when the model directory is missing."""
+    model = settings.model
+    if looks_like_hub_id(model) or (Path(model) / "model_index.json").is_file():
+        return
+    if Path(model) == tiny_model_dir(settings.data_dir):
+        how = f"build it with `t2v build-tiny-model --data-dir {settings.data_dir}` (or run "
+        how += "`t2v demo`, which builds it and makes one video)"
+    else:
+        how = "build the tiny model there with `t2v build-tiny-model --out DIR`, or point "
+        how += "--model (T2V_MODEL) at a saved pipeline or a Hugging Face id"
+    raise PlatformStartError(f"no model at {model}: {how}")
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to `t2v local`: uvicorn's own handlers would
+    replace the command's and stop only that one server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def free_port() -> int:
@@ -83,7 +122,12 @@ class LocalPlatform:
         self.settings = settings
         self.options = options
         broker_url = f"http://127.0.0.1:{options.broker_port}/"
-        env = {"K_SINK": broker_url}
+        env = {
+            "K_SINK": broker_url,
+            "T2V_DATA_DIR": str(settings.data_dir),
+            "T2V_MODEL": settings.model,
+            "T2V_MODEL_PROFILE": settings.model_profile,
+        }
         self.functions = {
             name: FunctionProcess(
                 name=name,
@@ -109,6 +153,7 @@ class LocalPlatform:
         return {**services, **self.options.service_urls}
 
     async def start(self) -> None:
+        check_model(self.settings)
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         for proc in self.functions.values():
             await proc.start()
@@ -124,8 +169,14 @@ class LocalPlatform:
             (broker_app, self.options.broker_port),
             (gateway_app, self.options.gateway_port),
         ):
-            config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-            server = uvicorn.Server(config)
+            config = uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                timeout_graceful_shutdown=SERVER_SHUTDOWN_S,
+            )
+            server = EmbeddedServer(config)
             self._servers.append(server)
             self._tasks.append(asyncio.create_task(server.serve()))
         await self._wait_until_ready()
@@ -143,11 +194,29 @@ class LocalPlatform:
             for url in checks:
                 while True:
                     with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get(url)).status_code == 200:
+                        response = await client.get(url)
+                        if response.status_code == 200:
                             break
+                        if url.endswith("/readyz") and response.status_code == 500:
+                            # The model failed to load: waiting longer cannot help.
+                            raise PlatformStartError(
+                                f"infer could not load the model {self.settings.model}: "
+                                f"{response.json().get('error')}; see {self._log_of('infer')}"
+                            )
+                    self._check_not_crashing()
                     if asyncio.get_running_loop().time() > deadline:
                         raise TimeoutError(f"{url} not ready after {timeout_s} s")
                     await asyncio.sleep(0.2)
+
+    def _log_of(self, name: str) -> Path:
+        return self.functions[name].log_path
+
+    def _check_not_crashing(self) -> None:
+        for name, proc in self.functions.items():
+            if proc.restarts >= START_RESTART_LIMIT:
+                raise PlatformStartError(
+                    f"{name} exited {proc.restarts} times while starting; see {self._log_of(name)}"
+                )
 
     def _write_state(self) -> None:
         state = {
@@ -165,13 +234,25 @@ class LocalPlatform:
         os.replace(scratch, self.state_path)
 
     async def stop(self) -> None:
+        """Stop everything this platform started, at once and in parallel (bounded)."""
         for server in self._servers:
             server.should_exit = True
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await asyncio.gather(*(proc.stop() for proc in self.functions.values()))
+        await asyncio.gather(
+            self._stop_servers(),
+            *(proc.stop(grace_s=STOP_GRACE_S) for proc in self.functions.values()),
+        )
         self.state_path.unlink(missing_ok=True)
+
+    async def _stop_servers(self) -> None:
+        if not self._tasks:
+            return
+        # uvicorn bounds its own shutdown; this bounds a lifespan that hangs on top of it.
+        _, pending = await asyncio.wait(self._tasks, timeout=SERVER_SHUTDOWN_S + 1.0)
+        for task in pending:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 @contextlib.asynccontextmanager

@@ -75,6 +75,8 @@ class FunctionProcess:
             code = await self.process.wait()
             if self._stopping:
                 return
+            # The leader is dead; its workers must not outlive it (they hold the port).
+            _signal_group(self.process.pid, signal.SIGKILL)
             self.restarts += 1
             log.warning("%s exited with %s; restarting", self.name, code)
             await asyncio.sleep(RESTART_DELAY_S)
@@ -82,17 +84,31 @@ class FunctionProcess:
                 await self.start()
 
     async def stop(self, grace_s: float = 5.0) -> None:
+        """SIGTERM the process group, SIGKILL it after ``grace_s``; no restart after this."""
         self._stopping = True
-        process = self.process
-        if process is not None and process.returncode is None:
-            _signal_group(process.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), grace_s)
-            except TimeoutError:
-                _signal_group(process.pid, signal.SIGKILL)
-                await process.wait()
+        await _terminate(self.process, grace_s)
         if self._watch is not None:
-            self._watch.cancel()
+            # The supervisor returns once it sees _stopping; a restart it was in the middle
+            # of may have started a new process, which goes the same way.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            await _terminate(self.process, grace_s)
+
+
+async def _terminate(process: asyncio.subprocess.Process | None, grace_s: float) -> None:
+    if process is None:
+        return
+    if process.returncode is not None:
+        _signal_group(process.pid, signal.SIGKILL)  # whatever the leader left behind
+        return
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), grace_s)
+    except TimeoutError:
+        _signal_group(process.pid, signal.SIGKILL)
+        await process.wait()
+    # The leader is gone; a child that ignored SIGTERM (a gunicorn worker mid-request) is not.
+    _signal_group(process.pid, signal.SIGKILL)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -7,7 +7,7 @@ with the wrong frame count or size is never handed to a user.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Any
 
 import rust_infer
 from t2v.jobs import Job
@@ -19,10 +19,6 @@ CONTENT_TYPE = "video/mp4"
 
 class ArtifactMismatch(Exception):
     """The MP4's probe disagrees with the job's request."""
-
-
-class PhaseReporter(Protocol):
-    def report(self, phase: str, step: int, total: int) -> None: ...
 
 
 def describe(job: Job, key: str, data: bytes) -> dict[str, Any]:
@@ -59,16 +55,14 @@ async def cached_video(rt: Runtime, job: Job, key: str) -> dict[str, Any] | None
         return None
 
 
-async def publish_video(
-    rt: Runtime, job: Job, key: str, frames: Any, reporter: PhaseReporter
-) -> dict[str, Any]:
-    total = int(job.params["num_inference_steps"])
-    reporter.report("encoding", total, total)
+async def encode_video(job: Job, key: str, frames: Any) -> tuple[bytes, dict[str, Any]]:
+    """The MP4 of ``frames`` and its checked description (ArtifactMismatch when wrong)."""
     with time_phase("encode"):
         data = await asyncio.to_thread(rust_infer.encode_mp4, frames, int(job.params["fps"]))
-    video = describe(job, key, data)
-    reporter.report("uploading", total, total)
+    return data, describe(job, key, data)
+
+
+async def store_video(rt: Runtime, key: str, data: bytes) -> None:
     with time_phase("upload"):
         await rt.artifacts.put(key, data, content_type=CONTENT_TYPE)
     metrics().artifact_bytes.observe(len(data))
-    return video

@@ -19,7 +19,7 @@ from typing import Any
 
 import rust_infer
 from t2v import events
-from t2v.jobs import Job, JobError
+from t2v.jobs import COMMITTED_PHASE, Job, JobError, JobStatus, JobUpdate, Progress
 from t2v.lifecycle import started_data
 from t2v.metrics import StepTimer, metrics, record_gpu_usage
 from t2v.model.pipeline import LoadedModel, generate
@@ -27,7 +27,7 @@ from t2v.runtime import Runtime
 from t2v.store import Lease
 from t2v.worker.models import ModelHolder
 from t2v.worker.progress import CancelCheck, ProgressReporter
-from t2v.worker.publish import ArtifactMismatch, cached_video, publish_video
+from t2v.worker.publish import ArtifactMismatch, cached_video, encode_video, store_video
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ class JobRunner:
         if lease is None:
             return Outcome(job_id, "duplicate", "another live worker holds the lease")
         if job.cancel_requested:
-            await self._send(events.JOB_CANCELED, job_id, {"job_id": job_id, "reason": "user"})
-            return Outcome(job_id, "canceled")
+            return await self._canceled(job)
         cancel = CancelCheck(self._rt, asyncio.get_running_loop(), job_id)
         heartbeat = asyncio.create_task(self._heartbeat(lease, cancel))
         try:
@@ -103,6 +102,8 @@ class JobRunner:
         key = rust_infer.artifact_key(params, model.revision)
         cached = await cached_video(self._rt, job, key)
         if cached is not None:
+            if not await self._commit(job, lease):
+                return await self._canceled(job)
             self.cache_hits += 1
             metrics().artifact_cache_hits.inc()
             return await self._succeed(job, lease, cached, cached_hit=True)
@@ -112,15 +113,61 @@ class JobRunner:
         except rust_infer.RunFailed as failure:
             await reporter.drain()
             return await self._fail(job, lease, failure, lost=cancel.lease_lost.is_set())
+        outcome = await self._publish(job, lease, key, frames, reporter, cancel)
+        await reporter.drain()
+        return outcome
+
+    async def _publish(
+        self,
+        job: Job,
+        lease: Lease,
+        key: str,
+        frames: Any,
+        reporter: ProgressReporter,
+        cancel: CancelCheck,
+    ) -> Outcome:
+        """Encode, then store and announce the video, unless a cancel came in first.
+
+        Decoding and encoding cannot be interrupted, so the cancel flag is read after each;
+        the store is entered through `_commit`, which a cancel request made first refuses.
+        """
+        total = int(job.params["num_inference_steps"])
         if cancel.lease_lost.is_set():
             return Outcome(job.id, "ignored", "lease lost")
+        if await self._rt.store.is_cancel_requested(job.id):
+            return await self._canceled(job)
+        reporter.report("encoding", total, total)
         try:
-            video = await publish_video(self._rt, job, key, frames, reporter)
+            data, video = await encode_video(job, key, frames)
         except ArtifactMismatch as exc:
             await self._rt.store.release(lease)
             raise RetryLater(str(exc)) from exc
-        await reporter.drain()
+        if cancel.lease_lost.is_set():
+            return Outcome(job.id, "ignored", "lease lost")
+        if not await self._commit(job, lease):
+            return await self._canceled(job)
+        reporter.report(COMMITTED_PHASE, total, total)
+        await store_video(self._rt, key, data)
         return await self._succeed(job, lease, video, cached_hit=False)
+
+    async def _commit(self, job: Job, lease: Lease) -> bool:
+        """Move the job into `COMMITTED_PHASE` in the store, where a cancel is answered
+        `409 too_late`. One compare-and-set with the cancel request: False when a cancel
+        was requested first (the job is then to be canceled, its video not published)."""
+        total = int(job.params["num_inference_steps"])
+        update = JobUpdate(
+            job.id,
+            JobStatus.RUNNING,
+            phase=COMMITTED_PHASE,
+            progress=Progress(lease.attempt, total, total),
+            at=time.time(),
+        )
+        result = await self._rt.store.apply(update)
+        return result.applied or not result.job.cancel_requested
+
+    async def _canceled(self, job: Job) -> Outcome:
+        await self._send(events.JOB_CANCELED, job.id, {"job_id": job.id, "reason": "user"})
+        return Outcome(job.id, "canceled")
 
     async def _generate(
         self,
@@ -185,8 +232,7 @@ class JobRunner:
             # Another worker owns the job now; this attempt reports nothing.
             return Outcome(job.id, "ignored", "lease lost")
         if failure.code == "canceled":
-            await self._send(events.JOB_CANCELED, job.id, {"job_id": job.id, "reason": "user"})
-            return Outcome(job.id, "canceled")
+            return await self._canceled(job)
         if failure.retryable:
             await self._rt.store.release(lease)
             raise RetryLater(f"{failure.code}: {failure.message}")

@@ -1,0 +1,69 @@
+"""The local gateway answers an unserved method on a public path 405 with `Allow`, and its
+table of public routes is the functions' own."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from starlette.testclient import TestClient
+
+from t2v.http import Router
+from t2v.local.gateway import PUBLIC_ROUTES, create_gateway_app
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _function(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """functions/<name>/main.py loaded by path, as its container loads it."""
+    module_name = f"gateway_check_{name}"
+    spec = importlib.util.spec_from_file_location(
+        module_name, REPO_ROOT / "functions" / name / "main.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, module_name, module)  # dataclasses look it up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_public_routes_are_what_submit_and_status_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: dict[str, set[str]] = {}
+    for name in ("submit", "status"):
+        router: Router = _function(name, monkeypatch).router
+        for template, methods in router.methods_by_template().items():
+            if template == "/" or template.startswith(("/v1/", "/web/")):
+                served.setdefault(template, set()).update(methods)
+    assert served == {template: set(methods) for template, methods in PUBLIC_ROUTES.items()}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/v1/jobs", "GET, HEAD, POST"),
+        ("PUT", "/v1/jobs/", "GET, HEAD, POST"),
+        ("POST", "/v1/jobs/job_1", "GET, HEAD"),
+        ("DELETE", "/v1/jobs/job_1", "GET, HEAD"),
+        ("GET", "/v1/jobs/job_1/cancel", "POST"),
+        ("PATCH", "/v1/jobs/job_1/video", "GET, HEAD"),
+        ("POST", "/", "GET, HEAD"),
+        ("OPTIONS", "/web/app.js", "GET, HEAD"),
+    ],
+)
+def test_unserved_methods_are_405_with_allow(method: str, path: str, allow: str) -> None:
+    # No function behind it: a 405 is decided by the gateway, before any forwarding.
+    with TestClient(create_gateway_app({})) as client:
+        response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_other_paths_are_404() -> None:
+    with TestClient(create_gateway_app({})) as client:
+        response = client.delete("/v2/things")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
