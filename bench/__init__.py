@@ -1,1 +1,2 @@
-"""Benchmarks: the model on a GPU, the control plane under load, the per-job overhead."""
+"""Benchmarks: the model on a GPU, infer's start, the per-job overhead, MP4 encoding and the
+control plane's headroom over the GPU fleet."""

@@ -39,6 +39,15 @@ def machine_basics() -> dict[str, object]:
     }
 
 
+def tiny_model(directory: pathlib.Path, seed: int = 0) -> pathlib.Path:
+    """The tiny random Mochi in ``directory``, built there unless it already is."""
+    from t2v.model.tiny import build_tiny_mochi, is_built
+
+    if not is_built(directory, seed=seed):
+        build_tiny_mochi(directory, seed=seed)
+    return directory
+
+
 def write_json(report: Mapping[str, Any], out: pathlib.Path | None) -> None:
     """Write the JSON report where `--out` says (whole: a reader never sees half a file)."""
     if out is None:

@@ -1,1 +1,0 @@
-"""Load on submit and status served as in production, beside a bare hello-world."""
