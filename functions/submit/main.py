@@ -94,11 +94,10 @@ async def create_job(request: Request) -> Response:
     headers = {"Location": f"{base}/v1/jobs/{job.id}", **rate_headers}
     if not result.created:
         headers["Idempotent-Replayed"] = "true"
-    position = result.queue_position
-    if position is None:
-        position = await rt.store.queue_position(job)
     return json_response(
-        job_resource(job, base, queue_position=position, workers=rt.settings.infer_workers),
+        job_resource(
+            job, base, queue_position=result.queue_position, workers=rt.settings.infer_workers
+        ),
         status_code=202,
         headers=headers,
     )
