@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
@@ -60,25 +60,14 @@ class Metrics:
     event_send_failures: Counter
     generations: Counter
     artifact_cache_hits: Counter
-    # Labelled children of the per-request series, looked up once per label set:
-    # `labels()` validates and hashes its arguments on every call, a measurable share of
-    # a status read (BENCHMARKS.md, control plane).
-    _request_series: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
 
     def request_series(
         self, function: str, route: str, method: str, code: int
     ) -> tuple[Counter, Histogram]:
-        key = (function, route, method, code)
-        series = self._request_series.get(key)
-        if series is None:
-            series = (
-                self.http_requests.labels(function, route, method, str(code)),
-                self.http_request_duration.labels(function, route),
-            )
-            self._request_series[key] = series
-        return series
+        return (
+            self.http_requests.labels(function, route, method, str(code)),
+            self.http_request_duration.labels(function, route),
+        )
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
