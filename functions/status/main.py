@@ -196,13 +196,17 @@ class WebPage:
     content_security_policy: str
 
 
+# Resolved at import: the path walk touches the file system, which an async handler must not.
+_REPOSITORY_WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+
+
 async def _build_web_page() -> WebPage:
     """Where the page's files are (`T2V_WEB_DIR`, else `web/` beside `functions/`: the
     repository locally, /app in the image) and its Content-Security-Policy. When the
     artifact store answers videos with presigned redirects, the browser follows them to
     the store's origin, so that one origin (not `*`) is added to media-src and connect-src."""
     configured = os.environ.get("T2V_WEB_DIR")
-    directory = Path(configured) if configured else Path(__file__).resolve().parents[2] / "web"
+    directory = Path(configured) if configured else _REPOSITORY_WEB_DIR
     rt = await runtime.get()
     probe = await rt.artifacts.presigned_url("csp-origin-probe", expires_s=60)
     store_origin = ""

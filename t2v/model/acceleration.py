@@ -1,8 +1,8 @@
 """Speed options for the Mochi transformer, applied once when infer loads the model.
 
-On CUDA the default is ``compile`` (each transformer block compiled): on an H200 it made
-Mochi-1's 163-frame step 1.23x faster, and its output moved from the plain step's by no
-more than swapping the attention kernel moves it (BENCHMARKS.md, ``bench/gpu_mochi.py``).
+On CUDA the default is ``compile`` (each transformer block compiled): it was the fastest
+configuration ``bench/gpu_mochi.py`` measured, and its output moved from the plain step's by
+no more than swapping the attention kernel moves it (the figures are in BENCHMARKS.md).
 fp8 (slower without compilation, and not traceable by torch 2.11's compiler under torchao)
 and the first-block cache (whose hit rate needs trained weights to measure) stay opt-in. On
 a CPU the default is none. torch is imported inside the functions, so that ``t2v.settings``
