@@ -1,27 +1,32 @@
-"""The job contract as the API applies it: rust_infer validates and normalises, and its
-errors become API errors here."""
+"""The job contract as the API applies it: rust_infer validates and normalises (the only
+place the request rules are written), and its errors become API errors here.
+
+The normalised request is a `NormalizedParams`: what submit stores as a job's params and
+what infer hands to the model as they are, checked nowhere else."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import random
-from typing import Any
 
 import rust_infer
+from rust_infer import NormalizedParams
 from t2v.errors import InvalidRequestError
+
+__all__ = ["NormalizedParams", "admit", "check_idempotency_key", "normalize", "request_hash"]
 
 MAX_IDEMPOTENCY_KEY = 255
 
 
-def normalize(body: bytes, *, profile: str) -> dict[str, Any]:
+def normalize(body: bytes, *, profile: str) -> NormalizedParams:
     """Validate and normalise a request body; an unseeded request gets a fresh random seed.
 
     The seed is shown to the user and only makes the video repeatable: it needs no
     cryptographic randomness (Python's generator, reseeded in every forked worker)."""
     try:
         seed = random.getrandbits(32)
-        return dict(rust_infer.normalize_request(body, profile=profile, fresh_seed=seed))
+        return rust_infer.normalize_request(body, profile=profile, fresh_seed=seed)
     except rust_infer.InvalidRequest as exc:
         raise InvalidRequestError(exc.message, code=exc.code, field=exc.field) from exc
 
@@ -45,7 +50,7 @@ def check_idempotency_key(key: str) -> str:
     return key
 
 
-def admit(params: dict[str, Any], *, profile: str, gpu: str) -> float:
+def admit(params: NormalizedParams, *, profile: str, gpu: str) -> float:
     """Refuse a request that cannot fit the GPU's memory; return its estimated seconds."""
     estimate = rust_infer.estimate(params, model=profile, gpu=gpu)
     if estimate["vram_bytes"] > estimate["gpu_memory_bytes"]:

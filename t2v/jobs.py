@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from rust_infer import NormalizedParams
+
 
 class JobStatus(StrEnum):
     QUEUED = "queued"
@@ -103,7 +105,7 @@ class Job:
     id: str
     tenant: str
     status: JobStatus
-    params: dict[str, Any]
+    params: NormalizedParams
     created_at: float
     phase: str | None = None
     progress: Progress | None = None

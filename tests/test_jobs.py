@@ -7,8 +7,9 @@ import dataclasses
 import pytest
 
 from t2v.jobs import Job, JobError, JobStatus, JobUpdate, Progress, VideoInfo, cancel, merge
+from tests.params import job_params
 
-QUEUED = Job(id="job_1", tenant="t", status=JobStatus.QUEUED, params={}, created_at=1.0)
+QUEUED = Job(id="job_1", tenant="t", status=JobStatus.QUEUED, params=job_params(), created_at=1.0)
 VIDEO = VideoInfo("videos/a.mp4", "0" * 64, 10, 64, 48, 7, 30.0, 0.233)
 
 

@@ -17,6 +17,7 @@ from t2v.errors import RateLimitedError, UnavailableError
 from t2v.jobs import Job, JobStatus, JobUpdate, new_job_id
 from t2v.ratelimit import SubmitLimiter
 from t2v.store import JobStore, open_job_store
+from tests.params import job_params
 from tests.services import RedisServer, free_port, redis_server
 
 
@@ -104,7 +105,9 @@ async def test_a_tenant_at_its_cap_of_unfinished_jobs_is_refused(
 ) -> None:
     limits = limiter(storage_url, "100/minute", max_active=2)
     me = tenant()
-    jobs = [Job(new_job_id(), me, JobStatus.QUEUED, {}, created_at=float(i)) for i in range(2)]
+    jobs = [
+        Job(new_job_id(), me, JobStatus.QUEUED, job_params(), created_at=float(i)) for i in range(2)
+    ]
     for job in jobs:
         await store.create(job)
     await store.apply(JobUpdate(jobs[0].id, JobStatus.RUNNING, phase="starting", at=5.0))
@@ -126,7 +129,7 @@ async def test_a_cap_of_zero_turns_the_cap_off(
 ) -> None:
     limits = limiter("memory://", "100/minute", max_active=0)
     me = tenant()
-    await store.create(Job(new_job_id(), me, JobStatus.QUEUED, {}, created_at=1.0))
+    await store.create(Job(new_job_id(), me, JobStatus.QUEUED, job_params(), created_at=1.0))
     assert (await limits.check(me))["RateLimit-Remaining"] == "99"
 
 

@@ -6,9 +6,15 @@ import dataclasses
 
 from t2v.jobs import Job, JobStatus, Progress
 from t2v.resources import eta_seconds, job_resource
+from tests.params import job_params
 
 JOB = Job(
-    id="job_1", tenant="t", status=JobStatus.QUEUED, params={}, created_at=100.0, estimated_s=10.0
+    id="job_1",
+    tenant="t",
+    status=JobStatus.QUEUED,
+    params=job_params(),
+    created_at=100.0,
+    estimated_s=10.0,
 )
 
 

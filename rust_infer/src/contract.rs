@@ -1,7 +1,10 @@
 //! The job contract: parse, validate and normalise a job request.
 //!
-//! One definition, used by submit (before anything is stored) and by infer (again, on
-//! receipt). Checks run in this fixed order and the first failure is reported:
+//! The one definition of the request rules. submit applies it before anything is stored;
+//! `artifact_key` and `estimate` check the normalised params they are given with the same
+//! code (`normalised.rs`); `request_schema` publishes the rules as a JSON Schema
+//! (`schema.rs`, written to `t2v/schemas/job.submit.v1.json`). Checks run in this fixed
+//! order and the first failure is reported:
 //!
 //! 1. the body: UTF-8, JSON, an object (`invalid_json`);
 //! 2. unknown fields, the alphabetically first one (`unknown_field`);
@@ -21,6 +24,7 @@ mod fields;
 mod normalised;
 mod profile;
 mod python;
+mod schema;
 #[cfg(test)]
 mod tests;
 
@@ -32,6 +36,7 @@ use fields::{check_text, describe, integer, integer_in, number, optional, string
 pub use normalised::{canonical_json, normalised_params};
 pub use profile::{Defaults, Profile};
 pub use python::{params_from_mapping, register};
+pub use schema::request_schema;
 
 /// Every field a request may carry.
 pub const FIELDS: [&str; 10] = [
@@ -168,7 +173,8 @@ fn prompt(object: &Object) -> Result<String, ContractError> {
         ));
     };
     let text = string("prompt", value)?;
-    if text.trim().is_empty() {
+    // `char::is_whitespace` is what `str::trim` strips; the schema's pattern uses it too.
+    if text.chars().all(char::is_whitespace) {
         let message = "prompt must not be empty or only whitespace";
         return Err(ContractError::new(ContractCode::Empty, "prompt", message));
     }

@@ -59,20 +59,6 @@ pub enum Error {
     Panic(String),
 }
 
-impl From<crate::video::VideoError> for Error {
-    fn from(error: crate::video::VideoError) -> Self {
-        use crate::video::VideoError;
-        let message = error.to_string();
-        let media = |code| Self::InvalidMedia { code, message };
-        match error {
-            VideoError::InvalidFrames(_) => media(MediaCode::InvalidFrames),
-            VideoError::InvalidSetting(_) => media(MediaCode::InvalidEncoderSetting),
-            VideoError::InvalidMp4(_) => media(MediaCode::InvalidMp4),
-            VideoError::Encoder(_) => Self::EncoderFailed(error.to_string()),
-        }
-    }
-}
-
 /// Runs one Python entry point: panics become [`Error::Panic`], and the error, if any, becomes
 /// its Python exception here and nowhere else.
 pub fn boundary<T>(py: Python<'_>, body: impl FnOnce() -> Result<T, Error>) -> PyResult<T> {
@@ -254,34 +240,6 @@ mod tests {
         let outcome: Result<(), Error> =
             catch_panic(|| Err(Error::InvalidArgument("no".to_owned())));
         assert!(matches!(outcome, Err(Error::InvalidArgument(message)) if message == "no"));
-    }
-
-    #[test]
-    fn video_errors_keep_their_codes() {
-        use crate::video::VideoError;
-        let cases = [
-            (
-                VideoError::InvalidFrames("f".into()),
-                Some("invalid_frames"),
-            ),
-            (
-                VideoError::InvalidSetting("s".into()),
-                Some("invalid_encoder_setting"),
-            ),
-            (VideoError::InvalidMp4("m".into()), Some("invalid_mp4")),
-            (VideoError::Encoder("e".into()), None),
-        ];
-        for (video, media_code) in cases {
-            let text = video.to_string();
-            match (Error::from(video), media_code) {
-                (Error::InvalidMedia { code, message }, Some(expected)) => {
-                    assert_eq!(code.as_str(), expected);
-                    assert_eq!(message, text);
-                }
-                (Error::EncoderFailed(message), None) => assert_eq!(message, text),
-                (other, _) => panic!("unexpected conversion {other:?}"),
-            }
-        }
     }
 
     #[test]

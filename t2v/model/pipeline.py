@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rust_infer import NormalizedParams
 from t2v.model import _stack
 from t2v.model.acceleration import (
     FIRST_BLOCK_CACHE,
@@ -27,8 +28,6 @@ from t2v.model.manifest import PROFILE_MOCHI, config_digest, read_manifest
 # A directory inside the Hugging Face cache is named after the commit it holds.
 _COMMIT_HASH = re.compile(r"^[0-9a-f]{40}$")
 _HUB_REPO_PREFIX = "models--"
-SPATIAL_MULTIPLE = 16
-TEMPORAL_COMPRESSION = 6
 
 StepHook = Callable[..., dict[str, object]]
 
@@ -120,44 +119,6 @@ def load_model(
     )
 
 
-def _required(params: Mapping[str, object], key: str) -> object:
-    if key not in params:
-        raise ValueError(f"missing generation parameter {key!r}")
-    return params[key]
-
-
-def _int_param(params: Mapping[str, object], key: str) -> int:
-    value = _required(params, key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"generation parameter {key!r} must be an integer, got {value!r}")
-    return value
-
-
-def _float_param(params: Mapping[str, object], key: str) -> float:
-    value = _required(params, key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"generation parameter {key!r} must be a number, got {value!r}")
-    return float(value)
-
-
-def _text_param(params: Mapping[str, object], key: str, *, optional: bool = False) -> str | None:
-    value = params.get(key) if optional else _required(params, key)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"generation parameter {key!r} must be a string, got {value!r}")
-    return value
-
-
-def _check_geometry(height: int, width: int, num_frames: int) -> None:
-    # The VAE maps 6k+1 frames to k+1 latent frames and 16 pixels to one transformer patch;
-    # anything else would silently come back in a different size than asked for.
-    if height <= 0 or width <= 0 or height % SPATIAL_MULTIPLE or width % SPATIAL_MULTIPLE:
-        raise ValueError(f"height and width must be positive multiples of 16: {height}x{width}")
-    if num_frames <= 0 or (num_frames - 1) % TEMPORAL_COMPRESSION:
-        raise ValueError(f"num_frames must be of the form 6k+1: {num_frames}")
-
-
 def frames_to_uint8(frames: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     """Float frames in [0, 1] to C-contiguous uint8, rounding rather than truncating."""
     scaled = np.rint(np.clip(frames, 0.0, 1.0) * 255.0)
@@ -172,24 +133,19 @@ def no_step_hook(
 
 
 def generate(
-    model: LoadedModel, params: Mapping[str, object], step_hook: StepHook
+    model: LoadedModel, params: NormalizedParams, step_hook: StepHook
 ) -> npt.NDArray[np.uint8]:
     """Run one normalised request; returns the video as uint8 ``(frames, height, width, 3)``.
 
-    ``step_hook`` is diffusers' ``callback_on_step_end(pipe, step, timestep, kwargs)`` and
-    must return the kwargs; whatever it raises (cancellation, a deadline) propagates unchanged.
-    The same params, seed and model give identical frames.
+    ``params`` are taken as they are: rust_infer's contract checked them at submit (its
+    6k+1 frames and 16-pixel sides are what the VAE needs). ``step_hook`` is diffusers'
+    ``callback_on_step_end(pipe, step, timestep, kwargs)`` and must return the kwargs;
+    whatever it raises (cancellation, a deadline) propagates unchanged. The same params,
+    seed and model give identical frames.
     """
     import torch
 
-    height = _int_param(params, "height")
-    width = _int_param(params, "width")
-    num_frames = _int_param(params, "num_frames")
-    _check_geometry(height, width, num_frames)
-    prompt = _text_param(params, "prompt")
-    # An empty negative prompt is the same as none: diffusers encodes "" in both cases.
-    negative_prompt = _text_param(params, "negative_prompt", optional=True) or None
-    generator = torch.Generator(model.device).manual_seed(_int_param(params, "seed"))
+    generator = torch.Generator(model.device).manual_seed(params["seed"])
     if FIRST_BLOCK_CACHE in model.acceleration:
         # The pipeline clears the cache's state when a run ends, not when one is interrupted
         # (cancel, deadline): a stale cache would feed the last job's residuals into this one.
@@ -197,13 +153,14 @@ def generate(
 
     # guidance_scale <= 1 turns classifier-free guidance off inside the pipeline (one pass).
     output = model.pipe(
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        height=height,
-        width=width,
-        num_frames=num_frames,
-        num_inference_steps=_int_param(params, "num_inference_steps"),
-        guidance_scale=_float_param(params, "guidance_scale"),
+        prompt=params["prompt"],
+        # An empty negative prompt is the same as none: diffusers encodes "" in both cases.
+        negative_prompt=params["negative_prompt"] or None,
+        height=params["height"],
+        width=params["width"],
+        num_frames=params["num_frames"],
+        num_inference_steps=params["num_inference_steps"],
+        guidance_scale=params["guidance_scale"],
         generator=generator,
         callback_on_step_end=step_hook,
         output_type="np",

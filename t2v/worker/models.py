@@ -8,22 +8,16 @@ counts as ready, and outside JobRunner, so it is not counted as a generation.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
-from typing import Any
 
 import rust_infer
+from rust_infer import NormalizedParams
 from t2v.metrics import observe_phase
 from t2v.model.acceleration import COMPILE
-from t2v.model.pipeline import (
-    SPATIAL_MULTIPLE,
-    TEMPORAL_COMPRESSION,
-    LoadedModel,
-    generate,
-    load_model,
-    no_step_hook,
-)
+from t2v.model.pipeline import LoadedModel, generate, load_model, no_step_hook
 from t2v.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,33 +28,25 @@ WARMUP_SHRINK = 4  # small geometry: a quarter of the default height and width
 
 
 def _shrunk(size: int) -> int:
-    return math.ceil(size / WARMUP_SHRINK / SPATIAL_MULTIPLE) * SPATIAL_MULTIPLE
+    side = rust_infer.SIDE_MULTIPLE
+    return math.ceil(size / WARMUP_SHRINK / side) * side
 
 
-def warmup_params(model: LoadedModel) -> dict[str, object]:
+def warmup_params(model: LoadedModel) -> NormalizedParams:
     """A short request for ``model``: 2 steps, with its profile's guidance.
 
     Compiled graphs are specialised to the shapes they first see, so a compiled model warms up
     at its profile's default size, the one most jobs ask for. Without compilation a small size
-    suffices to initialise the kernels and the allocator.
+    (the shortest clip) suffices to initialise the kernels and the allocator.
     """
-    defaults: dict[str, Any] = rust_infer.profile_defaults(model.profile)
-    params: dict[str, object] = {
-        "prompt": WARMUP_PROMPT,
-        "negative_prompt": defaults["negative_prompt"],
-        "num_frames": defaults["num_frames"],
-        "height": defaults["height"],
-        "width": defaults["width"],
-        "num_inference_steps": WARMUP_STEPS,
-        # Guidance above 1 doubles the transformer's batch: keep the jobs' shape.
-        "guidance_scale": defaults["guidance_scale"],
-        "seed": 0,
-    }
+    request: dict[str, object] = {"prompt": WARMUP_PROMPT, "num_inference_steps": WARMUP_STEPS}
     if COMPILE not in model.acceleration:
-        params["num_frames"] = TEMPORAL_COMPRESSION + 1
-        params["height"] = _shrunk(int(defaults["height"]))
-        params["width"] = _shrunk(int(defaults["width"]))
-    return params
+        defaults = rust_infer.profile_defaults(model.profile)
+        request["num_frames"] = rust_infer.FRAME_GROUP + 1
+        request["height"] = _shrunk(defaults["height"])
+        request["width"] = _shrunk(defaults["width"])
+    # Guidance stays the profile's: above 1 it doubles the transformer's batch, as in jobs.
+    return rust_infer.normalize_request(json.dumps(request), profile=model.profile, fresh_seed=0)
 
 
 class ModelHolder:

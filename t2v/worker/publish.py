@@ -58,7 +58,7 @@ async def cached_video(rt: Runtime, job: Job, key: str) -> dict[str, Any] | None
 async def encode_video(job: Job, key: str, frames: Any) -> tuple[bytes, dict[str, Any]]:
     """The MP4 of ``frames`` and its checked description (ArtifactMismatch when wrong)."""
     with time_phase("encode"):
-        data = await asyncio.to_thread(rust_infer.encode_mp4, frames, int(job.params["fps"]))
+        data = await asyncio.to_thread(rust_infer.encode_mp4, frames, job.params["fps"])
     return data, describe(job, key, data)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import rust_infer
+from rust_infer import NormalizedParams
 from t2v import events
 from t2v.jobs import COMMITTED_PHASE, Job, JobError, JobStatus, JobUpdate, Progress
 from t2v.lifecycle import started_data
@@ -92,7 +93,7 @@ class JobRunner:
 
     async def _run(self, job: Job, lease: Lease, cancel: CancelCheck) -> Outcome:
         params = job.params
-        total = int(params["num_inference_steps"])
+        total = params["num_inference_steps"]
         await self._send(
             events.JOB_STARTED, job.id, started_data(job.id, lease.attempt, self.worker_id, total)
         )
@@ -131,7 +132,7 @@ class JobRunner:
         Decoding and encoding cannot be interrupted, so the cancel flag is read after each;
         the store is entered through `_commit`, which a cancel request made first refuses.
         """
-        total = int(job.params["num_inference_steps"])
+        total = job.params["num_inference_steps"]
         if cancel.lease_lost.is_set():
             return Outcome(job.id, "ignored", "lease lost")
         if await self._rt.store.is_cancel_requested(job.id):
@@ -154,7 +155,7 @@ class JobRunner:
         """Move the job into `COMMITTED_PHASE` in the store, where a cancel is answered
         `409 too_late`. One compare-and-set with the cancel request: False when a cancel
         was requested first (the job is then to be canceled, its video not published)."""
-        total = int(job.params["num_inference_steps"])
+        total = job.params["num_inference_steps"]
         update = JobUpdate(
             job.id,
             JobStatus.RUNNING,
@@ -172,7 +173,7 @@ class JobRunner:
     async def _generate(
         self,
         model: LoadedModel,
-        params: dict[str, Any],
+        params: NormalizedParams,
         total: int,
         reporter: ProgressReporter,
         cancel: CancelCheck,

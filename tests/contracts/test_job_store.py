@@ -10,6 +10,7 @@ import pytest
 from t2v.errors import IdempotencyConflictError, InvalidRequestError, NotFoundError
 from t2v.jobs import Job, JobError, JobStatus, JobUpdate, Progress, VideoInfo, new_job_id
 from t2v.store.base import IdempotencyClaim, JobStore
+from tests.params import job_params
 
 T0 = 1_700_000_000.0
 
@@ -19,7 +20,7 @@ def make_job(tenant: str = "acme", created_at: float = T0, prompt: str = "a cat"
         id=new_job_id(),
         tenant=tenant,
         status=JobStatus.QUEUED,
-        params={"prompt": prompt, "steps": 8, "nested": {"fps": 30.0}},
+        params=job_params(prompt),
         created_at=created_at,
     )
 

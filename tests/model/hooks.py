@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+
+import rust_infer
+from rust_infer import NormalizedParams
 
 STEPS = 2
 
 
 def job_params(
     size_and_seed: Mapping[str, object], overrides: Mapping[str, object]
-) -> dict[str, object]:
-    """A short generation request of the given geometry and seed; ``overrides`` win."""
-    return {
+) -> NormalizedParams:
+    """A short generation request of the given geometry and seed, normalised as submit does
+    (tiny profile); ``overrides`` win."""
+    request = {
         "prompt": "a red fox running through a snowy forest",
         "negative_prompt": "",
         "num_inference_steps": STEPS,
@@ -19,6 +24,7 @@ def job_params(
         **size_and_seed,
         **overrides,
     }
+    return rust_infer.normalize_request(json.dumps(request), profile="tiny", fresh_seed=0)
 
 
 class Canceled(BaseException):

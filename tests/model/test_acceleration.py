@@ -15,6 +15,7 @@ import torch
 from prometheus_client import REGISTRY
 
 import rust_infer
+from rust_infer import NormalizedParams
 from t2v.metrics import metrics
 from t2v.model.acceleration import (
     COMPILE,
@@ -33,7 +34,7 @@ from tests.model.hooks import STEPS, Canceled, job_params
 SKIPPING_THRESHOLD = 0.5
 
 
-def _params(**overrides: object) -> dict[str, object]:
+def _params(**overrides: object) -> NormalizedParams:
     return job_params({"num_frames": 7, "width": 64, "height": 32, "seed": 3}, overrides)
 
 

@@ -11,12 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rust_infer import InvalidRequest, RustInferError, artifact_key, normalize_request
+from rust_infer import (
+    InvalidRequest,
+    NormalizedParams,
+    RustInferError,
+    artifact_key,
+    normalize_request,
+)
 
 KEY = re.compile(r"videos/[0-9a-f]{64}\.mp4")
 
 
-def params(**request: Any) -> dict[str, object]:
+def params(**request: Any) -> NormalizedParams:
     request.setdefault("prompt", "a red fox in the snow")
     request.setdefault("seed", 42)
     return normalize_request(json.dumps(request), fresh_seed=0)

@@ -23,6 +23,7 @@ import rust_infer
 from rust_infer import (
     DeadlineExceeded,
     JobCanceled,
+    NormalizedParams,
     RunFailed,
     RustInferError,
     StepHook,
@@ -60,7 +61,7 @@ def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         function(*args, **kwargs)
 
 
-def valid_params() -> dict[str, object]:
+def valid_params() -> NormalizedParams:
     return rust_infer.normalize_request(b'{"prompt": "a fox", "seed": 3}', fresh_seed=0)
 
 

@@ -7,10 +7,17 @@ from typing import Any
 
 import pytest
 
-from rust_infer import GPUS, ConfigurationError, InvalidRequest, estimate, normalize_request
+from rust_infer import (
+    GPUS,
+    ConfigurationError,
+    InvalidRequest,
+    NormalizedParams,
+    estimate,
+    normalize_request,
+)
 
 
-def params(profile: str = "mochi-1", **request: Any) -> dict[str, object]:
+def params(profile: str = "mochi-1", **request: Any) -> NormalizedParams:
     request.setdefault("prompt", "a red fox")
     return normalize_request(json.dumps(request), profile=profile, fresh_seed=1)
 

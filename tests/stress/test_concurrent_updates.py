@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from t2v.jobs import Job, JobError, JobStatus, JobUpdate, Progress, new_job_id
 from t2v.store import JobStore, open_job_store
+from tests.params import job_params
 
 UPDATES = 200
 THREADS = 4
@@ -61,7 +62,7 @@ async def watch(store: JobStore, job_id: str, done: asyncio.Event, seen: list[Jo
 
 
 async def start_job(store: JobStore) -> Job:
-    job = Job(new_job_id(), "acme", JobStatus.QUEUED, {"prompt": "stress"}, created_at=T0)
+    job = Job(new_job_id(), "acme", JobStatus.QUEUED, job_params("stress"), created_at=T0)
     await store.create(job)
     return job
 

@@ -4,10 +4,13 @@ The compiled module ``rust_infer._rust_infer`` holds the implementation; this pa
 public face and re-exports it.
 """
 
+from rust_infer._params import NormalizedParams, ProfileDefaults
 from rust_infer._rust_infer import (
     FAILURE_CODES,
+    FRAME_GROUP,
     GPUS,
     PROFILES,
+    SIDE_MULTIPLE,
     ConfigurationError,
     DeadlineExceeded,
     InvalidMedia,
@@ -23,19 +26,24 @@ from rust_infer._rust_infer import (
     normalize_request,
     probe_mp4,
     profile_defaults,
+    request_schema,
     sha256_hex,
     supervise,
 )
 
 __all__ = [
     "FAILURE_CODES",
+    "FRAME_GROUP",
     "GPUS",
     "PROFILES",
+    "SIDE_MULTIPLE",
     "ConfigurationError",
     "DeadlineExceeded",
     "InvalidMedia",
     "InvalidRequest",
     "JobCanceled",
+    "NormalizedParams",
+    "ProfileDefaults",
     "RunFailed",
     "RustInferError",
     "StepHook",
@@ -46,6 +54,7 @@ __all__ = [
     "normalize_request",
     "probe_mp4",
     "profile_defaults",
+    "request_schema",
     "sha256_hex",
     "supervise",
 ]

@@ -12,11 +12,14 @@ from rust_infer._errors import JobCanceled as JobCanceled
 from rust_infer._errors import RunFailed as RunFailed
 from rust_infer._errors import RustInferError as RustInferError
 from rust_infer._errors import TransientError as TransientError
+from rust_infer._params import NormalizedParams, ProfileDefaults
 
 __all__ = [
     "FAILURE_CODES",
+    "FRAME_GROUP",
     "GPUS",
     "PROFILES",
+    "SIDE_MULTIPLE",
     "ConfigurationError",
     "DeadlineExceeded",
     "InvalidMedia",
@@ -32,6 +35,7 @@ __all__ = [
     "normalize_request",
     "probe_mp4",
     "profile_defaults",
+    "request_schema",
     "sha256_hex",
     "supervise",
 ]
@@ -41,11 +45,15 @@ _T = TypeVar("_T")
 FAILURE_CODES: Final[tuple[str, ...]]
 GPUS: Final[tuple[str, ...]]
 PROFILES: Final[tuple[str, ...]]
+# The geometry Mochi's VAE needs: sides are multiples of SIDE_MULTIPLE, clips 6k+1 frames.
+SIDE_MULTIPLE: Final[int]
+FRAME_GROUP: Final[int]
 
 def normalize_request(
     body: bytes | str, *, profile: str = "mochi-1", fresh_seed: int
-) -> dict[str, object]: ...
-def profile_defaults(profile: str) -> dict[str, object]: ...
+) -> NormalizedParams: ...
+def profile_defaults(profile: str) -> ProfileDefaults: ...
+def request_schema(profile: str = "mochi-1") -> str: ...
 
 @final
 class StepHook:

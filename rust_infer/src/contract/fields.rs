@@ -80,6 +80,12 @@ pub fn string<'a>(field: &str, value: &'a Value) -> Result<&'a str, ContractErro
         .ok_or_else(|| invalid_type(field, "a string", value))
 }
 
+/// The characters a prompt may not hold: the control characters (Unicode `Cc`) but newline
+/// and tab.
+pub fn is_forbidden_control(character: char) -> bool {
+    character.is_control() && !matches!(character, '\n' | '\t')
+}
+
 /// Length (in Unicode scalar values) and control characters; newline and tab are allowed.
 pub fn check_text(field: &str, text: &str, max_chars: usize) -> Result<(), ContractError> {
     let length = text.chars().count();
@@ -90,7 +96,7 @@ pub fn check_text(field: &str, text: &str, max_chars: usize) -> Result<(), Contr
     let control = text
         .chars()
         .enumerate()
-        .find(|(_, c)| c.is_control() && !matches!(c, '\n' | '\t'));
+        .find(|(_, c)| is_forbidden_control(*c));
     if let Some((position, character)) = control {
         let message = format!(
             "{field} must not contain control characters other than newline and tab \

@@ -1,10 +1,14 @@
-//! The contract's Python face: `normalize_request`, `profile_defaults`, `PROFILES`.
+//! The contract's Python face: `normalize_request`, `profile_defaults`, `request_schema`,
+//! `PROFILES` and the geometry a model needs (`SIDE_MULTIPLE`, `FRAME_GROUP`).
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
-use super::{normalised_params, normalize, JobParams, Object, Profile};
+use super::{
+    normalised_params, normalize, request_schema as schema_of, JobParams, Object, Profile,
+    FRAME_GROUP, SIDE_MULTIPLE,
+};
 use crate::errors::{boundary, ContractCode, ContractError, Error};
 
 /// Validates a raw request body and returns the normalised parameters (see `contract.rs`).
@@ -69,6 +73,13 @@ fn profile_defaults<'py>(py: Python<'py>, profile: &str) -> PyResult<Bound<'py, 
         dict.set_item("guidance_scale", defaults.guidance_scale)?;
         Ok(dict)
     })
+}
+
+/// The JSON Schema (as JSON text) of a request under `profile`'s defaults (see `schema.rs`).
+#[pyfunction]
+#[pyo3(signature = (profile = "mochi-1"))]
+fn request_schema(py: Python<'_>, profile: &str) -> PyResult<String> {
+    boundary(py, || Ok(schema_of(known_profile(profile)?).to_string()))
 }
 
 fn known_profile(name: &str) -> Result<Profile, Error> {
@@ -178,6 +189,9 @@ fn params_dict<'py>(py: Python<'py>, params: &JobParams) -> PyResult<Bound<'py, 
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(normalize_request, module)?)?;
     module.add_function(wrap_pyfunction!(profile_defaults, module)?)?;
+    module.add_function(wrap_pyfunction!(request_schema, module)?)?;
+    module.add("SIDE_MULTIPLE", SIDE_MULTIPLE)?;
+    module.add("FRAME_GROUP", FRAME_GROUP)?;
     let names = Profile::ALL.map(Profile::name);
     module.add("PROFILES", PyTuple::new(module.py(), names)?)?;
     Ok(())

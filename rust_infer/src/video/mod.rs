@@ -16,7 +16,6 @@ mod tests;
 use pyo3::prelude::*;
 
 use encode::{FrameShape, RateControl};
-pub use error::VideoError;
 use error::VideoResult;
 pub use py::hex_digest;
 
