@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import pathlib
 import sys
 import tempfile
@@ -62,7 +63,11 @@ def _jobs(model: LoadedModel, device: str, steps: int | None) -> list[dict[str, 
         defaults["num_inference_steps"] = steps
     rows = []
     for seed, prompt in enumerate(PROMPTS):
-        params = {**defaults, "prompt": prompt, "seed": seed}
+        params = rust_infer.normalize_request(
+            json.dumps({**defaults, "prompt": prompt, "seed": seed}),
+            profile=model.profile,
+            fresh_seed=seed,
+        )
         graphs = _graphs()
         _sync(device)
         started = time.perf_counter()

@@ -26,6 +26,7 @@ from typing import Any
 
 from bench.common import emit, tiny_model
 from bench.mochi.report import machine
+from t2v.contract import NormalizedParams
 from tests.e2e.harness import TERMINAL, Platform
 
 # Small frames keep the generation short, so its run-to-run noise does not swamp the fixed
@@ -94,7 +95,7 @@ def run_job(platform: Platform, request: dict[str, Any], poll_s: float) -> dict[
     }
 
 
-def direct_seconds(model: Any, params: dict[str, Any]) -> float:
+def direct_seconds(model: Any, params: NormalizedParams) -> float:
     """What infer's work costs without the platform: the pipeline and the MP4 encoding."""
     import rust_infer
     from t2v.model.pipeline import generate
@@ -128,7 +129,7 @@ def measure(
                 params = rust_infer.normalize_request(
                     json.dumps(job_request).encode(), profile="tiny", fresh_seed=seed
                 )
-                direct_s = direct_seconds(model, dict(params))
+                direct_s = direct_seconds(model, params)
                 record = run_job(platform, job_request, poll_s)
             else:
                 record = run_job(platform, job_request, poll_s)
