@@ -24,7 +24,7 @@ from t2v.artifacts.filesystem import FilesystemArtifactStore
 from t2v.errors import ConflictError, InvalidRequestError, NotFoundError
 from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobStatus
-from t2v.lifecycle import dead_letter_update, lifecycle_update
+from t2v.lifecycle import apply_lifecycle_event, dead_letter_update
 from t2v.metrics import instrumented, metrics
 from t2v.resources import job_resource, json_response
 from t2v.runtime import Lazy, Runtime, lazy_runtime
@@ -129,15 +129,15 @@ async def get_video(request: Request, job_id: str) -> Response:
 async def receive_event(request: Request) -> Response:
     rt = await runtime.get()
     event = events.parse_event(request.headers, await request.body())
-    update = lifecycle_update(event, now=time.time())
     try:
-        result = await rt.store.apply(update)
+        result = await apply_lifecycle_event(rt.store, rt.artifacts, event, now=time.time())
     except NotFoundError:
         # Retrying cannot make an unknown job appear; acknowledge so the broker moves on.
-        log.warning("%s for unknown job %s ignored", event["type"], update.job_id)
+        log.warning("%s for unknown job %s ignored", event["type"], event.get("subject"))
         return JSONResponse({"applied": False, "reason": "unknown job"})
     _count_finished(result.job, applied=result.applied)
-    return JSONResponse({"applied": result.applied, "status": result.job.status.value})
+    body = {"applied": result.applied, "status": result.job.status.value}
+    return JSONResponse(body if result.refused is None else {**body, "reason": result.refused})
 
 
 async def receive_dead_letter(request: Request) -> Response:
