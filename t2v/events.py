@@ -11,6 +11,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -42,6 +43,8 @@ LIFECYCLE_TYPES = (JOB_STARTED, JOB_PROGRESS, JOB_SUCCEEDED, JOB_FAILED, JOB_CAN
 DATA_SCHEMA_VERSION = "v1"
 # Extension attribute naming the tenant of a job.submit event (see docs/events.md).
 TENANT_EXTENSION = "t2vtenant"
+# The credential a function presents to the local broker's ingress (`t2v.event_auth`).
+SENDER_TOKEN_ENV = "T2V_EVENT_SENDER_TOKEN"
 
 
 def data_schema(event_type: str) -> str:
@@ -124,12 +127,16 @@ class HttpEventSink:
     """Posts events in binary mode to K_SINK (the Broker), one attempt each.
 
     One `httpx.AsyncClient` per process, made on first use on the running loop (a new loop,
-    as in tests, gets a new client: a client's connections belong to one loop).
+    as in tests, gets a new client: a client's connections belong to one loop). Each post
+    presents the sender's token (`T2V_EVENT_SENDER_TOKEN` unless given) to the local
+    broker; on the cluster there is none, and Knative's OIDC identifies the sender.
     """
 
-    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 10.0, token: str | None = None) -> None:
         self._url = url
         self._timeout = httpx.Timeout(timeout_s)
+        token = token if token is not None else os.environ.get(SENDER_TOKEN_ENV, "")
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
@@ -143,7 +150,9 @@ class HttpEventSink:
     async def send(self, event: CloudEvent) -> bool:
         headers, body = to_binary(event)
         try:
-            reply = await self._http().post(self._url, headers=headers, content=body)
+            reply = await self._http().post(
+                self._url, headers={**headers, **self._auth}, content=body
+            )
         except httpx.HTTPError as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         else:
