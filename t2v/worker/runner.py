@@ -44,7 +44,9 @@ class Outcome:
 
 
 def worker_identity() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    # The random part makes the id unguessable: status takes lifecycle events only from the
+    # worker (and attempt) holding the job's lease.
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
 
 
 class JobRunner:
