@@ -67,9 +67,8 @@ class Sender:
     @property
     def tenant(self) -> str | None:
         """The tenant another system sends as (its credential maps to it), else None."""
-        return (
-            self.name.removeprefix(TENANT_PREFIX) if self.name.startswith(TENANT_PREFIX) else None
-        )
+        tenant = self.name.removeprefix(TENANT_PREFIX)
+        return tenant if tenant and tenant != self.name else None
 
     def may_send(self, event_type: str) -> bool:
         if self.tenant is not None:

@@ -139,6 +139,8 @@ class HttpEventSink:
         self._timeout = httpx.Timeout(timeout_s)
         self._token = token if token is not None else os.environ.get(SENDER_TOKEN_ENV, "")
         self._token_file = os.environ.get(SENDER_TOKEN_FILE_ENV, "")
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def _auth(self) -> dict[str, str]:
         token = self._token
@@ -149,8 +151,6 @@ class HttpEventSink:
             except OSError as exc:
                 log.warning("sender token %s unreadable: %s", self._token_file, exc)
         return {"Authorization": f"Bearer {token}"} if token else {}
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
