@@ -9,13 +9,11 @@ caller is tenant `local` with admin rights, and `open_mode` lets the server say 
 
 A tenant sees only its own jobs; an admin sees every tenant's.
 
-CloudEvents carry no API key. A `job.submit` event names its tenant in the `t2vtenant`
-extension attribute, and that attribute is trusted without further proof because only
-in-cluster senders can reach the Broker's ingress: it is a ClusterIP service, outside
-callers reach the platform only through the API host's HTTPRoute (which has no route to the
-Broker), and NetworkPolicy can narrow the senders further. Whoever can post to the Broker can
-already do anything the platform can, so the attribute adds no new trust; the tenant must
-still be one that the key registry knows, so a typo cannot create a tenant.
+A `job.submit` CloudEvent gets the tenant of its authenticated sender (`t2v.event_auth`):
+the local broker maps the sender's credential (a tenant's API key or a configured sender
+key) to a tenant; on a cluster the Broker's EventPolicies admit the senders that may name
+one in `t2vtenant`. The tenant must still be one that the key registry knows, so a typo
+cannot create a tenant.
 """
 
 from __future__ import annotations
@@ -116,8 +114,8 @@ class KeyRegistry:
         return principal
 
     def event_principal(self, tenant_attribute: str | None) -> Principal:
-        """The submitter of a `job.submit` CloudEvent, from its `t2vtenant` attribute
-        (trusted because the Broker is cluster-internal: see the module docstring)."""
+        """The submitter of a `job.submit` CloudEvent, from the tenant its authenticated
+        sender maps to (see the module docstring)."""
         if tenant_attribute and not _valid_tenant(tenant_attribute):
             raise MalformedEventError(
                 f"{EVENT_TENANT_ATTRIBUTE} must match {_TENANT_PATTERN.pattern}",

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -42,6 +43,10 @@ LIFECYCLE_TYPES = (JOB_STARTED, JOB_PROGRESS, JOB_SUCCEEDED, JOB_FAILED, JOB_CAN
 DATA_SCHEMA_VERSION = "v1"
 # Extension attribute naming the tenant of a job.submit event (see docs/events.md).
 TENANT_EXTENSION = "t2vtenant"
+# The credential a function presents to the broker's ingress (`t2v.event_auth`): the local
+# broker's token, or a file holding it (on a cluster, the OIDC token a SinkBinding mounts).
+SENDER_TOKEN_ENV = "T2V_EVENT_SENDER_TOKEN"
+SENDER_TOKEN_FILE_ENV = "T2V_EVENT_SENDER_TOKEN_FILE"
 
 
 def data_schema(event_type: str) -> str:
@@ -124,14 +129,28 @@ class HttpEventSink:
     """Posts events in binary mode to K_SINK (the Broker), one attempt each.
 
     One `httpx.AsyncClient` per process, made on first use on the running loop (a new loop,
-    as in tests, gets a new client: a client's connections belong to one loop).
+    as in tests, gets a new client: a client's connections belong to one loop). Each post
+    presents the sender's token: `token`, else `T2V_EVENT_SENDER_TOKEN`, else the file
+    `T2V_EVENT_SENDER_TOKEN_FILE` names, read for each post (an OIDC token is rotated).
     """
 
-    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 10.0, token: str | None = None) -> None:
         self._url = url
         self._timeout = httpx.Timeout(timeout_s)
+        self._token = token if token is not None else os.environ.get(SENDER_TOKEN_ENV, "")
+        self._token_file = os.environ.get(SENDER_TOKEN_FILE_ENV, "")
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def _auth(self) -> dict[str, str]:
+        token = self._token
+        if not token and self._token_file:
+            try:
+                with open(self._token_file, encoding="utf-8") as stream:
+                    token = stream.read().strip()
+            except OSError as exc:
+                log.warning("sender token %s unreadable: %s", self._token_file, exc)
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -143,7 +162,9 @@ class HttpEventSink:
     async def send(self, event: CloudEvent) -> bool:
         headers, body = to_binary(event)
         try:
-            reply = await self._http().post(self._url, headers=headers, content=body)
+            reply = await self._http().post(
+                self._url, headers={**headers, **self._auth()}, content=body
+            )
         except httpx.HTTPError as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         else:

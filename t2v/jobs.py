@@ -116,6 +116,9 @@ class Job:
     cancel_requested: bool = False
     sweeps: int = 0
     estimated_s: float | None = None
+    # The artifact key the lease holder committed to when it entered `COMMITTED_PHASE`: the
+    # only video a `job.succeeded` may name for this job.
+    artifact_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The job as plain JSON-ready data (what the stores keep)."""
@@ -145,8 +148,21 @@ def decode_job(text: str | bytes) -> Job:
 
 
 @dataclass(frozen=True)
+class Reporter:
+    """Who reports an update: the worker and attempt of the lease it says it holds."""
+
+    worker: str
+    attempt: int
+
+
+@dataclass(frozen=True)
 class JobUpdate:
-    """A change reported by an event. Fields left None are not touched."""
+    """A change reported by an event. Fields left None are not touched.
+
+    `reporter` is None for a writer the store trusts (a function writing the store itself);
+    an update from an event names the lease it comes from, and the store applies it only
+    when that lease is the job's current one (`t2v.store.core.refusal`).
+    """
 
     job_id: str
     status: JobStatus
@@ -155,6 +171,8 @@ class JobUpdate:
     at: float | None = None
     error: JobError | None = None
     video: VideoInfo | None = None
+    reporter: Reporter | None = None
+    artifact_key: str | None = None
 
 
 def _progress_key(progress: Progress | None) -> tuple[int, int]:
@@ -202,6 +220,7 @@ def merge(job: Job, update: JobUpdate) -> Job | None:
             phase=update.phase or job.phase,
             progress=update.progress or job.progress,
             started_at=job.started_at if job.started_at is not None else update.at,
+            artifact_key=update.artifact_key or job.artifact_key,
         )
     return None
 

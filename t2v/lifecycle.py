@@ -1,14 +1,30 @@
-"""Lifecycle events <-> store updates: what infer says, and how status applies it."""
+"""Lifecycle events <-> store updates: what infer says, and how status applies it.
+
+Whatever carried it, an event moves a job only when it comes from the job's current lease
+holder (its data names the worker and attempt; the store checks them, `t2v.store.core`),
+and a `job.succeeded` only with a video that is in the artifact store, under the key the
+holder committed to, with the reported size and sha256. Anything else is acknowledged and
+ignored: counted in `t2v_lifecycle_events_refused` and logged once with the job id.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
 from typing import Any
 
 from cloudevents.http import CloudEvent
 
 from t2v import events
-from t2v.errors import MalformedEventError
-from t2v.jobs import JobError, JobStatus, JobUpdate, Progress, VideoInfo
+from t2v.artifacts import ArtifactStore
+from t2v.errors import MalformedEventError, NotFoundError
+from t2v.jobs import JobError, JobStatus, JobUpdate, Progress, Reporter, VideoInfo, merge
+from t2v.metrics import metrics
+from t2v.store import ApplyResult, JobStore
+
+log = logging.getLogger(__name__)
+VIDEO_UNVERIFIED = "video_unverified"
 
 _STATUS_OF = {
     events.JOB_STARTED: JobStatus.RUNNING,
@@ -23,8 +39,17 @@ def started_data(job_id: str, attempt: int, worker: str, total: int) -> dict[str
     return {"job_id": job_id, "attempt": attempt, "worker": worker, "total_steps": total}
 
 
-def progress_data(job_id: str, attempt: int, phase: str, step: int, total: int) -> dict[str, Any]:
-    return {"job_id": job_id, "attempt": attempt, "phase": phase, "step": step, "total": total}
+def progress_data(
+    job_id: str, attempt: int, phase: str, step: int, total: int, *, worker: str
+) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "attempt": attempt,
+        "worker": worker,
+        "phase": phase,
+        "step": step,
+        "total": total,
+    }
 
 
 def lifecycle_update(event: CloudEvent, *, now: float) -> JobUpdate:
@@ -46,14 +71,18 @@ def _update(
     event_type: str, status: JobStatus, job_id: str, data: dict[str, Any], now: float
 ) -> JobUpdate:
     attempt = int(data.get("attempt", 1))
+    # An event that names no worker names no lease: the store never takes it (submit's own
+    # job.canceled and job.failed echo changes it already wrote, so they are stale anyway).
+    by = Reporter(str(data.get("worker", "")), attempt)
     if event_type == events.JOB_STARTED:
         progress = Progress(attempt, 0, int(data["total_steps"]))
-        return JobUpdate(job_id, status, phase="starting", progress=progress, at=now)
+        return JobUpdate(job_id, status, phase="starting", progress=progress, at=now, reporter=by)
     if event_type == events.JOB_PROGRESS:
         progress = Progress(attempt, int(data["step"]), int(data["total"]))
-        return JobUpdate(job_id, status, phase=str(data["phase"]), progress=progress, at=now)
+        phase = str(data["phase"])
+        return JobUpdate(job_id, status, phase=phase, progress=progress, at=now, reporter=by)
     if event_type == events.JOB_SUCCEEDED:
-        return JobUpdate(job_id, status, at=now, video=VideoInfo(**data["video"]))
+        return JobUpdate(job_id, status, at=now, video=VideoInfo(**data["video"]), reporter=by)
     if event_type == events.JOB_FAILED:
         error = data.get("error") or {}
         return JobUpdate(
@@ -65,8 +94,43 @@ def _update(
                 str(error.get("message", "the job failed")),
                 bool(error.get("retryable", False)),
             ),
+            reporter=by,
         )
-    return JobUpdate(job_id, status, at=now)
+    return JobUpdate(job_id, status, at=now, reporter=by)
+
+
+async def apply_lifecycle_event(
+    store: JobStore, artifacts: ArtifactStore, event: CloudEvent, *, now: float
+) -> ApplyResult:
+    """Apply a lifecycle event under the rules above. `NotFoundError` for an unknown job."""
+    update = lifecycle_update(event, now=now)
+    job = await store.get(update.job_id)
+    if job is None:
+        raise NotFoundError(f"job {update.job_id} not found")
+    if merge(job, update) is None:
+        return ApplyResult(job, applied=False)  # stale: a redelivery, or out of order
+    if update.video is not None and not await _video_is_stored(artifacts, update.video):
+        result = ApplyResult(job, applied=False, refused=VIDEO_UNVERIFIED)
+    else:
+        result = await store.apply(update)
+    if result.refused is not None:
+        metrics().lifecycle_events_refused.labels(event["type"], result.refused).inc()
+        log.warning(
+            "%s for job %s from %s ignored: %s",
+            event["type"],
+            update.job_id,
+            event["source"],
+            result.refused,
+        )
+    return result
+
+
+async def _video_is_stored(artifacts: ArtifactStore, video: VideoInfo) -> bool:
+    """The artifact store holds `video.key` with the reported size and sha256."""
+    if await artifacts.size(video.key) != video.bytes:
+        return False
+    data = await artifacts.read(video.key)
+    return await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest()) == video.sha256
 
 
 def dead_letter_update(event: CloudEvent, job_id: str, *, now: float) -> JobUpdate:

@@ -58,6 +58,7 @@ class Metrics:
     delivery_retries: Counter
     dead_letters: Counter
     event_send_failures: Counter
+    lifecycle_events_refused: Counter
     generations: Counter
     artifact_cache_hits: Counter
 
@@ -150,6 +151,13 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
             "t2v_dead_letters",
             "Events the broker gave up on, by event type.",
             ["type"],
+            registry=registry,
+        ),
+        lifecycle_events_refused=Counter(
+            "t2v_lifecycle_events_refused",
+            "Lifecycle events status acknowledged and ignored, by event type and reason: not "
+            "from the job's current lease holder, or naming a video the store does not hold.",
+            ["type", "reason"],
             registry=registry,
         ),
         event_send_failures=Counter(

@@ -35,7 +35,8 @@ def test_started_and_progress() -> None:
     )
     assert started.progress is not None and started.progress.total == 8
     step = lifecycle_update(
-        event(events.JOB_PROGRESS, progress_data("job_1", 1, "denoising", 3, 8)), now=6.0
+        event(events.JOB_PROGRESS, progress_data("job_1", 1, "denoising", 3, 8, worker="w")),
+        now=6.0,
     )
     assert step.progress is not None and step.progress.step == 3
 

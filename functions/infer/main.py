@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from t2v import events
 from t2v.errors import MalformedEventError, UnavailableError
+from t2v.event_auth import event_sender
 from t2v.http import Router, health, metrics_endpoint
 from t2v.metrics import instrumented
 from t2v.runtime import Lazy, lazy_runtime
@@ -35,7 +36,9 @@ runner: Lazy[JobRunner] = Lazy(_build_runner)
 
 async def receive_event(request: Request) -> Response:
     worker = await runner.get()
-    event = events.parse_event(request.headers, await request.body())
+    body = await request.body()
+    event = events.parse_event(request.headers, body)
+    event_sender(request.headers, body, event)
     if event["type"] != events.JOB_REQUESTED:
         raise MalformedEventError(f"infer does not take {event['type']} events")
     job_id = str(events.event_data(event).get("job_id") or event.get("subject") or "")

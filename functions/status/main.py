@@ -22,9 +22,10 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from t2v import events
 from t2v.artifacts.filesystem import FilesystemArtifactStore
 from t2v.errors import ConflictError, InvalidRequestError, NotFoundError
+from t2v.event_auth import event_sender
 from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobStatus
-from t2v.lifecycle import dead_letter_update, lifecycle_update
+from t2v.lifecycle import apply_lifecycle_event, dead_letter_update
 from t2v.metrics import instrumented, metrics
 from t2v.resources import job_resource, json_response
 from t2v.runtime import Lazy, Runtime, lazy_runtime
@@ -128,21 +129,27 @@ async def get_video(request: Request, job_id: str) -> Response:
 
 async def receive_event(request: Request) -> Response:
     rt = await runtime.get()
-    event = events.parse_event(request.headers, await request.body())
-    update = lifecycle_update(event, now=time.time())
+    body = await request.body()
+    event = events.parse_event(request.headers, body)
+    event_sender(request.headers, body, event)
     try:
-        result = await rt.store.apply(update)
+        result = await apply_lifecycle_event(rt.store, rt.artifacts, event, now=time.time())
     except NotFoundError:
         # Retrying cannot make an unknown job appear; acknowledge so the broker moves on.
-        log.warning("%s for unknown job %s ignored", event["type"], update.job_id)
+        log.warning("%s for unknown job %s ignored", event["type"], event.get("subject"))
         return JSONResponse({"applied": False, "reason": "unknown job"})
     _count_finished(result.job, applied=result.applied)
-    return JSONResponse({"applied": result.applied, "status": result.job.status.value})
+    answer = {"applied": result.applied, "status": result.job.status.value}
+    if result.refused is not None:
+        answer["reason"] = result.refused
+    return JSONResponse(answer)
 
 
 async def receive_dead_letter(request: Request) -> Response:
     rt = await runtime.get()
-    event = events.parse_event(request.headers, await request.body())
+    body = await request.body()
+    event = events.parse_event(request.headers, body)
+    event_sender(request.headers, body, event)  # the broker's, with the original sender
     metrics().dead_letters.labels(event["type"]).inc()
     log.warning(
         "dead letter: %s %s (dest=%s code=%s)",

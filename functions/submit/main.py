@@ -23,6 +23,7 @@ from t2v.errors import (
     NotFoundError,
     UnsupportedMediaTypeError,
 )
+from t2v.event_auth import event_sender
 from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobError, JobStatus, JobUpdate, is_committed, new_job_id
 from t2v.metrics import instrumented
@@ -127,12 +128,14 @@ async def cancel_job(request: Request, job_id: str) -> Response:
 
 async def receive_event(request: Request) -> Response:
     rt = await runtime.get()
-    event = events.parse_event(request.headers, await request.body())
+    raw = await request.body()
+    event = events.parse_event(request.headers, raw)
+    sender = event_sender(request.headers, raw, event)
     if event["type"] != events.JOB_SUBMIT:
         raise MalformedEventError(f"submit does not take {event['type']} events")
     body = _event_body(event)
-    tenant = event.get(events.TENANT_EXTENSION)
-    principal = rt.keys.event_principal(str(tenant) if tenant is not None else None)
+    # The tenant its authenticated sender maps to, never one the event names itself.
+    principal = rt.keys.event_principal(sender.tenant)
     # A redelivered event has the same (source, id): it maps to the same job.
     key = f"ce:{event['source']}:{event['id']}"
     result, _ = await _accept(rt, body, principal=principal, idempotency_key=key[:255])
@@ -166,7 +169,11 @@ async def sweep(request: Request) -> Response:
     `T2V_MAX_ATTEMPTS` times, then they fail with `worker_lost`), and queued jobs whose
     request the broker may have lost (never failed here: they stay cancelable)."""
     rt = await runtime.get()
-    events.parse_event(request.headers, await request.body())
+    body = await request.body()
+    tick = events.parse_event(request.headers, body)
+    event_sender(request.headers, body, tick)
+    if tick["type"] != events.PING:
+        raise MalformedEventError(f"the sweep does not take {tick['type']} events")
     now = time.time()
     stale_s = rt.settings.queued_stale_s
     stale = await rt.store.stale_jobs(now=now, queued_before=now - stale_s)

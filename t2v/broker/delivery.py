@@ -30,6 +30,7 @@ from t2v.broker.codec import is_cloudevent, read_event, write_binary
 from t2v.broker.config import BackoffPolicy, DeliverySpec
 from t2v.broker.event_log import EventLog
 from t2v.errors import MalformedEventError
+from t2v.event_auth import SIGNATURE_HEADER, signature
 
 ERROR_DATA_MAX_LENGTH = 1024
 _RETRYABLE_4XX = frozenset({404, 408, 409, 429})
@@ -103,9 +104,12 @@ ReplyPublisher = Callable[[CloudEvent], Awaitable[None]]
 class Dispatcher:
     """Sends events for every Trigger over one shared HTTP client."""
 
-    def __init__(self, client: httpx.AsyncClient, event_log: EventLog) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, event_log: EventLog, *, signing_key: bytes | None = None
+    ) -> None:
         self._client = client
         self._log = event_log
+        self._signing_key = signing_key
 
     async def deliver(
         self,
@@ -156,6 +160,10 @@ class Dispatcher:
         headers, body = write_binary(event)
         # Knative asks subscribers for a reply event whether or not one is routed.
         headers["Prefer"] = "reply"
+        if self._signing_key is not None:
+            # The subscriber checks it (t2v.event_auth): the event, its sender included,
+            # comes from this broker.
+            headers[SIGNATURE_HEADER] = signature(self._signing_key, headers, body)
         try:
             # Like Go's http.Client.Timeout, the timeout bounds the whole exchange.
             async with asyncio.timeout(timeout_s):

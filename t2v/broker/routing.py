@@ -20,6 +20,7 @@ from cloudevents.http import CloudEvent
 from t2v.broker.config import BrokerConfig, TriggerSpec, resolve_destination
 from t2v.broker.delivery import DeliveryOverride, Dispatcher, RetryPolicy
 from t2v.broker.event_log import EventLog
+from t2v.event_auth import SENDER_ATTRIBUTE, Sender
 
 # Knative's loop guard: each reply hop lowers the TTL; an event reaching 0 is dropped.
 TTL_EXTENSION = "knativebrokerttl"
@@ -96,9 +97,12 @@ class _Envelope:
 class LocalBroker:
     """Routes published events to subscribers; ``start`` and ``stop`` bracket its life."""
 
-    def __init__(self, routes: tuple[Route, ...], event_log: EventLog) -> None:
+    def __init__(
+        self, routes: tuple[Route, ...], event_log: EventLog, *, signing_key: bytes | None = None
+    ) -> None:
         self._routes = routes
         self._log = event_log
+        self._signing_key = signing_key
         self._queues: dict[str, asyncio.Queue[_Envelope]] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
@@ -111,7 +115,7 @@ class LocalBroker:
     async def start(self) -> None:
         # Timeouts come from each Trigger's delivery spec, never from the client default.
         self._client = httpx.AsyncClient(timeout=None)
-        dispatcher = Dispatcher(self._client, self._log)
+        dispatcher = Dispatcher(self._client, self._log, signing_key=self._signing_key)
         for route in self._routes:
             queue: asyncio.Queue[_Envelope] = asyncio.Queue()
             self._queues[route.trigger] = queue
@@ -135,10 +139,14 @@ class LocalBroker:
             await self._client.aclose()
             self._client = None
 
-    async def publish(self, event: CloudEvent) -> None:
-        """Accept ``event`` as broker ingress does (its TTL read from ``knativebrokerttl``)."""
+    async def publish(self, event: CloudEvent, sender: Sender | None = None) -> None:
+        """Accept ``event`` as broker ingress does (its TTL read from ``knativebrokerttl``),
+        stamped with its authenticated ``sender``: whatever sender it named is dropped."""
+        _drop(event, SENDER_ATTRIBUTE)
+        if sender is not None:
+            event[SENDER_ATTRIBUTE] = sender.name
         ttl = _take_ttl(event)
-        self._log.record("ingress", event)
+        self._log.record("ingress", event, sender=sender.name if sender else None)
         self._enqueue(_Envelope(event, ttl))
 
     def _enqueue(self, envelope: _Envelope) -> None:
@@ -159,7 +167,12 @@ class LocalBroker:
                     route.trigger, envelope.event, route.subscriber_url,
                     route.dead_letter_url, route.policy,
                 )  # fmt: skip
-                if reply is not None:
+                if reply is not None and self._signing_key is not None:
+                    # A reply has no sender credential: with authentication on it is
+                    # not routed (t2v's functions never reply).
+                    self._log.record("dropped", reply, reason="unauthenticated reply")
+                elif reply is not None:
+                    _drop(reply, SENDER_ATTRIBUTE)
                     _take_ttl(reply)  # a subscriber cannot reset the loop guard
                     self._log.record("reply", reply, trigger=route.trigger)
                     self._enqueue(_Envelope(reply, envelope.ttl - 1))
@@ -169,6 +182,11 @@ class LocalBroker:
                 self._log.record("undeliverable", envelope.event, trigger=route.trigger)
             finally:
                 queue.task_done()
+
+
+def _drop(event: CloudEvent, attribute: str) -> None:
+    if event.get(attribute) is not None:
+        del event[attribute]
 
 
 def _take_ttl(event: CloudEvent) -> int:

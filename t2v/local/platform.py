@@ -33,8 +33,10 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from t2v.auth import KeyRegistry
 from t2v.broker.config import load_config
 from t2v.broker.delivery import DeliveryOverride
+from t2v.broker.identity import LocalCredentials
 from t2v.broker.server import create_broker_app
 from t2v.local.gateway import create_gateway_app
 from t2v.local.processes import FunctionProcess
@@ -128,13 +130,15 @@ class LocalPlatform:
             "T2V_MODEL": settings.model,
             "T2V_MODEL_PROFILE": settings.model_profile,
         }
+        # Each sender's credential for the broker, and the key it signs deliveries with.
+        self.credentials = LocalCredentials.generate(open_mode=KeyRegistry.from_env().open_mode)
         self.functions = {
             name: FunctionProcess(
                 name=name,
                 target=name,
                 source=REPO_ROOT / "functions" / name / "main.py",
                 port=free_port(),
-                env={**env, "K_SERVICE": f"t2v-{name}"},
+                env={**env, "K_SERVICE": f"t2v-{name}", **self.credentials.function_env(name)},
                 log_path=settings.data_dir / "logs" / f"{name}.log",
             )
             for name in FUNCTIONS
@@ -155,6 +159,7 @@ class LocalPlatform:
     async def start(self) -> None:
         check_model(self.settings)
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.credentials.write(self.settings.data_dir)
         for proc in self.functions.values():
             await proc.start()
         broker_app = create_broker_app(
@@ -163,6 +168,8 @@ class LocalPlatform:
             event_log=self.settings.data_dir / "events.jsonl",
             delivery_overrides=self.options.delivery,
             ping_interval_override_s=self.options.ping_interval_s,
+            senders=self.credentials.registry(),
+            signing_key=self.credentials.signing_key.encode(),
         )
         gateway_app = create_gateway_app({name: proc.url for name, proc in self.functions.items()})
         for app, port in (

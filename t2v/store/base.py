@@ -31,6 +31,9 @@ class CreateResult:
 class ApplyResult:
     job: Job
     applied: bool
+    # Why an update that would have changed the job was refused (`t2v.store.core.refusal`);
+    # None when it was applied or was simply stale.
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,9 @@ class JobStore(Protocol):
         ...
 
     async def apply(self, update: JobUpdate) -> ApplyResult:
-        """Apply an update with `t2v.jobs.merge` as one compare-and-set.
-        Raises `NotFoundError` for an unknown job."""
+        """Apply an update with `t2v.jobs.merge` as one compare-and-set; an update with a
+        `reporter` only when `t2v.store.core.refusal` finds none (it must come from the
+        job's current lease). Raises `NotFoundError` for an unknown job."""
         ...
 
     async def request_cancel(self, job_id: str, *, at: float) -> Job:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from t2v.errors import ConflictError, IdempotencyConflictError, NotFoundError, UnavailableError
-from t2v.jobs import Job, JobStatus, JobUpdate, cancel, merge
+from t2v.jobs import Job, JobStatus, JobUpdate, Reporter, cancel, merge
 from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, Lease
 from t2v.store.cursor import decode_cursor, encode_cursor
 
@@ -141,6 +141,39 @@ def _is_live(lease: Lease | None, now: float) -> bool:
     return lease is not None and lease.expires_at > now
 
 
+NOT_LEASE_HOLDER = "not_lease_holder"
+FOREIGN_VIDEO = "foreign_video"
+
+
+def holds(lease: Lease | None, reporter: Reporter) -> bool:
+    """Whether `reporter` is the job's current lease holder.
+
+    Expiry does not matter: a lease that expired, or that its holder released after its
+    last event (a retryable failure), still names its holder until another worker takes
+    it, and taking it makes the next attempt, which no older event can name.
+    """
+    return lease is not None and (lease.worker_id, lease.attempt) == (
+        reporter.worker,
+        reporter.attempt,
+    )
+
+
+def refusal(job: Job, lease: Lease | None, update: JobUpdate) -> str | None:
+    """Why a reported update that would change `job` is refused, or None to apply it.
+
+    A job's outcome comes only from its current lease holder, and a video only under the
+    artifact key that holder committed to (`Job.artifact_key`); writers the store trusts
+    (`reporter` None) are not asked.
+    """
+    if update.reporter is None:
+        return None
+    if not holds(lease, update.reporter):
+        return NOT_LEASE_HOLDER
+    if update.video is not None and update.video.key != job.artifact_key:
+        return FOREIGN_VIDEO
+    return None
+
+
 class JobStoreCore:
     """A `JobStore`: the rules above over one backend."""
 
@@ -202,8 +235,19 @@ class JobStoreCore:
         raise _too_contended()
 
     async def apply(self, update: JobUpdate) -> ApplyResult:
-        job, applied = await self._update(update.job_id, lambda job: merge(job, update))
-        return ApplyResult(job, applied=applied)
+        # The lease is read once, before the job: a holder that loses its lease between the
+        # two reads had it when its event was sent, which is as good as arriving earlier.
+        lease = await self._backend.read_lease(update.job_id) if update.reporter else None
+        refused: str | None = None
+
+        def change(job: Job) -> Job | None:
+            nonlocal refused
+            changed = merge(job, update)
+            refused = refusal(job, lease, update) if changed is not None else None
+            return None if refused else changed
+
+        job, applied = await self._update(update.job_id, change)
+        return ApplyResult(job, applied=applied, refused=refused)
 
     async def request_cancel(self, job_id: str, *, at: float) -> Job:
         job, _ = await self._update(job_id, lambda job: cancel(job, at=at))

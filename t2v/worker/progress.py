@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from t2v import events
 from t2v.lifecycle import progress_data
 from t2v.runtime import Runtime
+from t2v.store import Lease
 
 log = logging.getLogger(__name__)
 CANCEL_CHECK_TIMEOUT_S = 10.0
@@ -24,13 +25,10 @@ CANCEL_CHECK_TIMEOUT_S = 10.0
 class ProgressReporter:
     """Sends job.progress events, at most one per interval, but always phase changes."""
 
-    def __init__(
-        self, rt: Runtime, loop: asyncio.AbstractEventLoop, job_id: str, attempt: int
-    ) -> None:
+    def __init__(self, rt: Runtime, loop: asyncio.AbstractEventLoop, lease: Lease) -> None:
         self._rt = rt
         self._loop = loop
-        self._job_id = job_id
-        self._attempt = attempt
+        self._lease = lease
         self._last_sent = 0.0
         self._last_phase = ""
         self._pending: list[Future[bool]] = []
@@ -43,8 +41,11 @@ class ProgressReporter:
             return
         self._last_sent = now
         self._last_phase = phase
-        data = progress_data(self._job_id, self._attempt, phase, step, total)
-        event = self._rt.event(events.JOB_PROGRESS, self._job_id, data)
+        lease = self._lease
+        data = progress_data(
+            lease.job_id, lease.attempt, phase, step, total, worker=lease.worker_id
+        )
+        event = self._rt.event(events.JOB_PROGRESS, lease.job_id, data)
         # Progress is advisory: an undelivered one (the sink counts and logs it) fails nothing.
         self._pending.append(
             asyncio.run_coroutine_threadsafe(self._rt.sink.send(event), self._loop)

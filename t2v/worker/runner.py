@@ -45,7 +45,9 @@ class Outcome:
 
 
 def worker_identity() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    # The random part makes the id unguessable: status takes lifecycle events only from the
+    # worker (and attempt) holding the job's lease.
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
 
 
 class JobRunner:
@@ -81,7 +83,7 @@ class JobRunner:
         if lease is None:
             return Outcome(job_id, "duplicate", "another live worker holds the lease")
         if job.cancel_requested:
-            return await self._canceled(job)
+            return await self._canceled(job, lease)
         cancel = CancelCheck(self._rt, asyncio.get_running_loop(), job_id)
         heartbeat = asyncio.create_task(self._heartbeat(lease, cancel))
         try:
@@ -103,12 +105,12 @@ class JobRunner:
         key = rust_infer.artifact_key(params, model.revision)
         cached = await cached_video(self._rt, job, key)
         if cached is not None:
-            if not await self._commit(job, lease):
-                return await self._canceled(job)
+            if not await self._commit(job, lease, key):
+                return await self._canceled(job, lease)
             self.cache_hits += 1
             metrics().artifact_cache_hits.inc()
             return await self._succeed(job, lease, cached, cached_hit=True)
-        reporter = ProgressReporter(self._rt, asyncio.get_running_loop(), job.id, lease.attempt)
+        reporter = ProgressReporter(self._rt, asyncio.get_running_loop(), lease)
         try:
             frames = await self._generate(model, params, total, reporter, cancel)
         except rust_infer.RunFailed as failure:
@@ -136,7 +138,7 @@ class JobRunner:
         if cancel.lease_lost.is_set():
             return Outcome(job.id, "ignored", "lease lost")
         if await self._rt.store.is_cancel_requested(job.id):
-            return await self._canceled(job)
+            return await self._canceled(job, lease)
         reporter.report("encoding", total, total)
         try:
             data, video = await encode_video(job, key, frames)
@@ -145,16 +147,17 @@ class JobRunner:
             raise RetryLater(str(exc)) from exc
         if cancel.lease_lost.is_set():
             return Outcome(job.id, "ignored", "lease lost")
-        if not await self._commit(job, lease):
-            return await self._canceled(job)
+        if not await self._commit(job, lease, key):
+            return await self._canceled(job, lease)
         reporter.report(COMMITTED_PHASE, total, total)
         await store_video(self._rt, key, data)
         return await self._succeed(job, lease, video, cached_hit=False)
 
-    async def _commit(self, job: Job, lease: Lease) -> bool:
+    async def _commit(self, job: Job, lease: Lease, key: str) -> bool:
         """Move the job into `COMMITTED_PHASE` in the store, where a cancel is answered
-        `409 too_late`. One compare-and-set with the cancel request: False when a cancel
-        was requested first (the job is then to be canceled, its video not published)."""
+        `409 too_late`, naming the artifact key its `job.succeeded` will carry (status takes
+        no other). One compare-and-set with the cancel request: False when a cancel was
+        requested first (the job is then to be canceled, its video not published)."""
         total = job.params["num_inference_steps"]
         update = JobUpdate(
             job.id,
@@ -162,13 +165,20 @@ class JobRunner:
             phase=COMMITTED_PHASE,
             progress=Progress(lease.attempt, total, total),
             at=time.time(),
+            artifact_key=key,
         )
         result = await self._rt.store.apply(update)
         return result.applied or not result.job.cancel_requested
 
-    async def _canceled(self, job: Job) -> Outcome:
-        await self._send(events.JOB_CANCELED, job.id, {"job_id": job.id, "reason": "user"})
+    async def _canceled(self, job: Job, lease: Lease) -> Outcome:
+        data = {"job_id": job.id, **self._lease_fields(lease), "reason": "user"}
+        await self._send(events.JOB_CANCELED, job.id, data)
         return Outcome(job.id, "canceled")
+
+    @staticmethod
+    def _lease_fields(lease: Lease) -> dict[str, Any]:
+        """What every lifecycle event carries so status can check it against the lease."""
+        return {"attempt": lease.attempt, "worker": lease.worker_id}
 
     async def _generate(
         self,
@@ -222,7 +232,7 @@ class JobRunner:
     async def _succeed(
         self, job: Job, lease: Lease, video: dict[str, Any], *, cached_hit: bool
     ) -> Outcome:
-        data = {"job_id": job.id, "attempt": lease.attempt, "video": video, "cached": cached_hit}
+        data = {"job_id": job.id, **self._lease_fields(lease), "video": video, "cached": cached_hit}
         await self._send(events.JOB_SUCCEEDED, job.id, data)
         return Outcome(job.id, "succeeded", "cache hit" if cached_hit else "generated")
 
@@ -233,12 +243,12 @@ class JobRunner:
             # Another worker owns the job now; this attempt reports nothing.
             return Outcome(job.id, "ignored", "lease lost")
         if failure.code == "canceled":
-            return await self._canceled(job)
+            return await self._canceled(job, lease)
         if failure.retryable:
             await self._rt.store.release(lease)
             raise RetryLater(f"{failure.code}: {failure.message}")
         error = JobError(failure.code, failure.message, retryable=False)
-        data = {"job_id": job.id, "attempt": lease.attempt, "error": error.summary()}
+        data = {"job_id": job.id, **self._lease_fields(lease), "error": error.summary()}
         await self._send(events.JOB_FAILED, job.id, data)
         return Outcome(job.id, "failed", failure.code)
 

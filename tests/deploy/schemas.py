@@ -28,6 +28,7 @@ CRD_FILES = (
     "knative-sources-pingsource-v1.crd.yaml",
     "knative-sources-sinkbinding-v1.crd.yaml",
     "knative-eventing-rabbitmqbrokerconfig-v1alpha1.crd.yaml",
+    "knative-eventing-eventpolicy-v1alpha1.crd.yaml",
 )
 CORE_SCHEMAS = {
     ("v1", "ConfigMap"): "k8s-v1.30.0-standalone-strict-configmap-v1.json",
@@ -38,6 +39,7 @@ CORE_SCHEMAS = {
 # Kinds with no schema in the shared folder: the fields each must have.
 STRUCTURAL = {
     ("v1", "PersistentVolumeClaim"): ("spec.accessModes", "spec.resources.requests.storage"),
+    ("v1", "ServiceAccount"): (),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("spec.parentRefs", "spec.rules"),
     ("monitoring.coreos.com/v1", "PrometheusRule"): ("spec.groups",),
     ("monitoring.coreos.com/v1", "PodMonitor"): ("spec.selector", "spec.podMetricsEndpoints"),

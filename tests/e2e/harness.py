@@ -16,10 +16,16 @@ import httpx
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
+from t2v.event_auth import SENDER_ATTRIBUTE, SIGNATURE_HEADER, signature
 from t2v.local.processes import stop_process_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("succeeded", "failed", "canceled")
+# The sender `publish` posts each event type as, by default (the others: infer).
+_SENDER_OF = {
+    "dev.t2v.job.submit": "external",
+    "dev.t2v.job.requested": "submit",
+}
 
 # Small, fast settings: short leases and sweeps so fault tests finish in seconds.
 FAST_ENV = {
@@ -127,9 +133,31 @@ class Platform:
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-    def publish(self, event: CloudEvent, *, structured: bool = False) -> httpx.Response:
+    def credentials(self) -> dict[str, Any]:
+        """The senders' tokens and the signing key `t2v local` keeps in the data dir."""
+        return dict(json.loads((self.data_dir / "credentials.json").read_text()))
+
+    def publish(
+        self, event: CloudEvent, *, structured: bool = False, token: str | None = None
+    ) -> httpx.Response:
+        """Post to the broker's ingress as the sender that may send this type (another
+        system for job.submit, submit for job.requested), or with ``token``."""
         headers, body = to_structured(event) if structured else to_binary(event)
+        if token is None:
+            token = self.credentials()["senders"][_SENDER_OF.get(event["type"], "infer")]
+        headers = {**headers, "Authorization": f"Bearer {token}"}
         return self.client.post(self.broker, headers=headers, content=body)
+
+    def deliver(self, function: str, event: CloudEvent, *, sender: str) -> httpx.Response:
+        """Post ``event`` to a function's /events as the broker delivers it from ``sender``."""
+        event[SENDER_ATTRIBUTE] = sender
+        headers, body = to_binary(event)
+        headers = {key: str(value) for key, value in headers.items()}
+        key = str(self.credentials()["signing_key"]).encode()
+        headers[SIGNATURE_HEADER] = signature(key, headers, body)
+        return self.client.post(
+            f"{self.function_url(function)}/events", headers=headers, content=body
+        )
 
     def infer_stats(self) -> dict[str, Any]:
         return dict(self.client.get(f"{self.function_url('infer')}/stats").json())

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import uvicorn
-from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -115,10 +114,7 @@ def test_acknowledged_duplicate_then_worker_lost_sweep_recovers(
     platforms.append(platform)
     job = platform.submit(SLOW_JOB).json()
     platform.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 1)
-    headers, body = to_binary(_requested_event(job))
-    duplicate = platform.client.post(
-        f"{platform.function_url('infer')}/events", headers=headers, content=body
-    )
+    duplicate = platform.deliver("infer", _requested_event(job), sender="submit")
     assert duplicate.status_code == 200
     assert duplicate.json()["result"] == "duplicate"
     platform.kill_function("infer")

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from cloudevents.http import CloudEvent
 
-from t2v.artifacts import open_artifact_store
+from t2v.artifacts import ArtifactStore, open_artifact_store
 from t2v.auth import KeyRegistry
 from t2v.contract import normalize
 from t2v.events import event_data
 from t2v.jobs import Job, JobStatus, new_job_id
-from t2v.lifecycle import lifecycle_update
+from t2v.lifecycle import apply_lifecycle_event
 from t2v.runtime import Runtime
 from t2v.settings import Settings
 from t2v.store import JobStore, open_job_store
@@ -33,11 +33,13 @@ class ApplyingSink:
     """Applies lifecycle events to the store at once, as status does after the broker."""
 
     store: JobStore
+    artifacts: ArtifactStore
     sent: list[CloudEvent] = field(default_factory=list)
 
     async def send(self, event: CloudEvent) -> bool:
         self.sent.append(event)
-        await self.store.apply(lifecycle_update(event, now=time.time()))
+        result = await apply_lifecycle_event(self.store, self.artifacts, event, now=time.time())
+        assert result.refused is None, f"status refused infer's own {event['type']}"
         return True
 
     async def close(self) -> None:
@@ -90,11 +92,12 @@ async def worker(tmp_path: Path, tiny_model_dir: Path) -> AsyncIterator[Worker]:
         }
     )
     store = open_job_store(settings.store_url)
-    sink = ApplyingSink(store)
+    artifacts = open_artifact_store(settings.artifacts_url)
+    sink = ApplyingSink(store, artifacts)
     rt = Runtime(
         settings=settings,
         store=store,
-        artifacts=open_artifact_store(settings.artifacts_url),
+        artifacts=artifacts,
         sink=sink,
         keys=KeyRegistry({}),
         source="/t2v/infer",
