@@ -25,6 +25,7 @@ from t2v.lifecycle import VIDEO_UNVERIFIED, apply_lifecycle_event, progress_data
 from t2v.metrics import metrics
 from t2v.store import ApplyResult, JobStore, Lease, open_job_store
 from t2v.store.core import FOREIGN_VIDEO, NOT_LEASE_HOLDER
+from tests.params import job_params
 
 TOTAL = 4
 TTL_S = 30.0
@@ -41,7 +42,7 @@ class Stores:
         return await apply_lifecycle_event(self.jobs, self.artifacts, event, now=time.time())
 
     async def running_job(self, worker: str = "worker-1") -> tuple[Job, Lease]:
-        job = Job(new_job_id(), "tenantA", JobStatus.QUEUED, {"prompt": "p"}, time.time())
+        job = Job(new_job_id(), "tenantA", JobStatus.QUEUED, job_params("p"), time.time())
         await self.jobs.create(job)
         lease = await self.jobs.claim(job.id, worker, ttl_s=TTL_S, now=time.time())
         assert lease is not None
@@ -231,7 +232,7 @@ async def test_a_video_the_store_does_not_hold_is_refused(
 async def test_an_echo_of_a_change_submit_already_wrote_is_stale_not_refused(
     stores: Stores,
 ) -> None:
-    job = Job(new_job_id(), "tenantA", JobStatus.QUEUED, {"prompt": "p"}, time.time())
+    job = Job(new_job_id(), "tenantA", JobStatus.QUEUED, job_params("p"), time.time())
     await stores.jobs.create(job)
     await stores.jobs.request_cancel(job.id, at=time.time())  # a queued job: canceled at once
     echo = lifecycle(events.JOB_CANCELED, job.id, {"job_id": job.id, "reason": "user"})
