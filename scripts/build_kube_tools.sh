@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes programs the deploy tests run against the manifests, once per version,
-# under $T2V_CACHE/kube-tools/<name>-<version>/ (a warm run only checks they are there):
+# under $T2V_CACHE/kube-tools/<name>-<version>-<recipe>/ (a warm run only checks they are
+# there):
 #   kube-apiserver  k8s.io/kubernetes, through the wrapper module scripts/kube-tools
 #   kine            etcd's API on SQLite, so the API server needs no etcd
 #   webhooks        Knative Serving's and Eventing's admission webhooks, through the wrapper
@@ -21,6 +22,9 @@ export GOMODCACHE="${GOMODCACHE:-$T2V_CACHE/go/mod}" GOCACHE="${GOCACHE:-$T2V_CA
 export GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false"
 # Builds take turns with whatever else runs on the machine.
 renice -n 10 -p $$ >/dev/null
+# Part of each program's folder name: a change to how they are built builds them again (the Go
+# build cache keeps that short).
+RECIPE="$(cat scripts/build_kube_tools.sh $(find scripts/kube-tools -type f | sort) | sha256sum | cut -c1-10)"
 mkdir -p "$TOOLS"
 # One build at a time, also across test sessions started together.
 exec 9>"$TOOLS/.lock"
@@ -31,7 +35,7 @@ flock 9
 install() {
   local name="$1" version="$2" binary="$3"
   shift 3
-  local dest="$TOOLS/$name-$version"
+  local dest="$TOOLS/$name-$version-$RECIPE"
   if [ ! -x "$dest/$binary" ]; then
     echo "== building $name $version" >&2
     local start=$SECONDS
@@ -53,8 +57,15 @@ install() {
 # The version of MODULE that the wrapper module in folder WRAPPER builds.
 wrapped_version() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
 
+# The version the server reports (clients such as Knative's check it); a build from the module
+# proxy has no git metadata to take it from.
 build_apiserver() {
-  (cd scripts/kube-tools && go build -o "$OUT/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+  local version="$1" minor
+  minor="$(echo "$version" | cut -d. -f2)"
+  local v=k8s.io/component-base/version
+  (cd scripts/kube-tools && go build -o "$OUT/kube-apiserver" \
+    -ldflags "-X $v.gitVersion=$version -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
+    k8s.io/kubernetes/cmd/kube-apiserver)
 }
 
 build_kine() {
@@ -75,7 +86,7 @@ for target in "${targets[@]}"; do
   case "$target" in
     kube-apiserver)
       version="$(wrapped_version scripts/kube-tools k8s.io/kubernetes)"
-      install kube-apiserver "$version" kube-apiserver build_apiserver
+      install kube-apiserver "$version" kube-apiserver build_apiserver "$version"
       ;;
     kine) install kine "$KINE_VERSION" kine build_kine ;;
     webhooks)

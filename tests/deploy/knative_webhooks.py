@@ -1,17 +1,24 @@
 """Knative Serving's and Eventing's own admission webhooks, run out of cluster against the
 test API server (tests/deploy/kube_cluster.py).
 
-A webhook is the upstream binary (scripts/build_kube_tools.sh) with what it finds in a
-cluster: a kubeconfig, its system namespace holding its ConfigMaps (upstream's, with t2v's
-patches from knative/serving-config/ merged in), and its certificate Secret, which the
-fixture fills with a certificate of its own CA so that Knative keeps it. It listens on every
-interface of its network namespace and cannot be told otherwise, so each one runs in a
-network namespace of its own that holds only a loopback device (``unshare --net``), and
-socat joins the two loopbacks through Unix sockets in the scratch directory: the webhook
-reaches the API server at 127.0.0.1:6443 inside, and the API server reaches the webhook at
-a free 127.0.0.1 port outside. The Validating/MutatingWebhookConfigurations point at that
-port by URL (Knative's own reconciler of them wants a Service and only logs that it found
-none).
+A webhook is the upstream binary (scripts/build_kube_tools.sh: Eventing v0.50.0, whose CRDs
+are the ones in tests/schemas; Serving v0.42.2, Knative 1.15, the newest release the module
+proxy here serves all dependencies of) with what it finds in a cluster: a kubeconfig
+(SYSTEM_NAMESPACE, WEBHOOK_NAME and WEBHOOK_PORT in its environment), its system namespace
+holding every ConfigMap of its release (upstream's, with t2v's patches from
+knative/serving-config/ merged in: config-defaults and config-features; config-autoscaler
+stays upstream's), and its certificate Secret, which the fixture fills with a certificate of
+its own CA so that Knative keeps it. Leader election needs nothing more: the webhook takes
+its Leases in its system namespace.
+
+A webhook listens on every interface (and so do its health and metrics servers) and cannot
+be told otherwise, so each one runs in a network namespace of its own that holds only a
+loopback device (``unshare --net``), and socat joins the two loopbacks through Unix sockets
+in the scratch directory: the webhook reaches the API server at 127.0.0.1:6443 inside, and
+the API server reaches the webhook at a free 127.0.0.1 port outside. The
+Validating/MutatingWebhookConfigurations point at that port by URL (Knative's own
+reconciler of them wants a Service and only logs that it found none); they cover only the
+namespaces labelled ``ADMISSION_LABEL``.
 """
 
 from __future__ import annotations
@@ -19,14 +26,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import yaml
 
-from tests.deploy.kube_api import KubeApi, Manifest
+from tests.deploy.kube_api import KubeApi, KubeApiError, Manifest, in_namespace
 from tests.deploy.kube_cluster import KubeCluster, start_process, wait_until
 from tests.services import _stop, free_port
 
@@ -37,6 +44,7 @@ INNER_WEBHOOK_PORT = 8443
 # Only namespaces with this label go through the webhooks, so the plain API server tests see
 # the API server alone whatever order the tests run in.
 ADMISSION_LABEL = {"t2v.test/knative-admission": "enabled"}
+PROBE_NAMESPACE = "t2v-knative-probe"
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,12 @@ class WebhookSpec:
     secret: str
     # (API group, version, plural) of each kind whose admission goes through the webhook.
     resources: tuple[tuple[str, str, str], ...]
+    # An object the webhook defaults (``defaulted`` tells from the server's answer) and that
+    # it refuses once ``broken`` has changed it: the API server is calling the webhook when
+    # both show.
+    probe: Manifest
+    defaulted: Callable[[Manifest], bool]
+    broken: Callable[[Manifest], None]
 
 
 SERVING = WebhookSpec(
@@ -56,6 +70,14 @@ SERVING = WebhookSpec(
     service="webhook",
     secret="webhook-certs",
     resources=(("serving.knative.dev", "v1", "services"),),
+    probe={
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "probe"},
+        "spec": {"template": {"spec": {"containers": [{"image": "probe.invalid/probe"}]}}},
+    },
+    defaulted=lambda answer: "traffic" in answer["spec"],
+    broken=lambda probe: probe["spec"]["template"]["spec"].update(timeoutSeconds=10**6),
 )
 EVENTING = WebhookSpec(
     tool="eventing-webhook",
@@ -68,6 +90,14 @@ EVENTING = WebhookSpec(
         ("sources.knative.dev", "v1", "pingsources"),
         ("sources.knative.dev", "v1", "sinkbindings"),
     ),
+    probe={
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Trigger",
+        "metadata": {"name": "probe"},
+        "spec": {"broker": "probe", "subscriber": {"uri": "http://probe.invalid/"}},
+    },
+    defaulted=lambda answer: "eventing.knative.dev/broker" in answer["metadata"].get("labels", {}),
+    broken=lambda probe: probe["spec"].update(filter={"attributes": {"Not-Valid": "x"}}),
 )
 
 
@@ -168,11 +198,26 @@ def _serves(url: str, ca_file: Path) -> bool:
     return True
 
 
+def _admits_through(spec: WebhookSpec, api: KubeApi) -> bool:
+    """Whether the API server sends ``spec.probe`` through the webhook, both ways."""
+    api.create_namespace(PROBE_NAMESPACE, labels=ADMISSION_LABEL)
+    (probe,) = in_namespace([spec.probe], PROBE_NAMESPACE)
+    if not spec.defaulted(api.apply(probe, dry_run=True)):
+        return False
+    spec.broken(probe)
+    try:
+        api.apply(probe, dry_run=True)
+    except KubeApiError as refused:
+        return "admission webhook" in refused.message
+    return False
+
+
 @dataclass(frozen=True)
 class RunningWebhook:
     spec: WebhookSpec
     url: str
-    directory: Path
+    # Upstream's ConfigMaps, as ``config_maps`` reads them.
+    configmaps_dir: Path
 
 
 @contextlib.contextmanager
@@ -183,10 +228,11 @@ def knative_webhook(
     the build script puts beside it) and Secret in the API server, and the API server
     sending it the admission of ``spec.resources``."""
     api: KubeApi = cluster.api
+    configmaps_dir = binary.parent / "configmaps"
     directory = cluster.directory / spec.tool
     directory.mkdir()
     api.create_namespace(spec.namespace)
-    for config_map in config_maps(binary.parent / "configmaps"):
+    for config_map in config_maps(configmaps_dir):
         api.apply(config_map)
     dns = f"{spec.service}.{spec.namespace}.svc"
     issued = cluster.authority.issue(spec.tool, ["127.0.0.1", dns, f"{dns}.cluster.local"])
@@ -226,10 +272,12 @@ def knative_webhook(
             spec, url, cluster.authority.ca_file.read_bytes()
         ):
             api.apply(configuration)
-        yield RunningWebhook(spec, url, directory)
+        wait_until(lambda: _admits_through(spec, api), f"{spec.tool} admission", processes[-1], log)
+        yield RunningWebhook(spec, url, configmaps_dir)
     finally:
         for configuration in webhook_configurations(spec, url, b""):
             with contextlib.suppress(Exception):
                 api.client.delete(api.path(configuration))
+        # SIGKILL: a webhook drains for a while on SIGTERM, and it holds nothing to keep.
         for process in reversed(processes):
-            _stop(process)
+            _stop(process, kill=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,14 +102,21 @@ class KubeApi:
     def install_crd(self, crd: Manifest, timeout_s: float = 60.0) -> None:
         """Apply a CustomResourceDefinition and wait until the server serves its kind."""
         self.apply(crd)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            stored = self.get(crd) or {}
-            conditions = stored.get("status", {}).get("conditions") or []
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"CRD {crd['metadata']['name']} was not established in {timeout_s} s")
+
+        def established() -> bool:
+            conditions = (self.get(crd) or {}).get("status", {}).get("conditions") or []
+            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+        poll_until(established, f"CRD {crd['metadata']['name']} established", timeout_s)
+
+
+def poll_until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    """Return once ``condition()`` holds; TimeoutError if it does not within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not {what} within {timeout_s} s")
+        time.sleep(0.1)
 
 
 def in_namespace(objects: list[Manifest], namespace: str) -> list[Manifest]:
