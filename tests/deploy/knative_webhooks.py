@@ -29,6 +29,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -62,6 +63,21 @@ class WebhookSpec:
     probe: Manifest
     defaulted: Callable[[Manifest], bool]
     broken: Callable[[Manifest], None]
+    # Where the webhook validates its own ConfigMaps too: one of them, changed so that it
+    # refuses it (from the ConfigMaps ``config_maps`` reads).
+    broken_config: Callable[[list[Manifest]], Manifest] | None = None
+
+
+def named(configmaps: list[Manifest], name: str) -> Manifest:
+    return next(c for c in configmaps if c["metadata"]["name"] == name)
+
+
+def _broken_config_defaults(configmaps: list[Manifest]) -> Manifest:
+    """config-defaults with a default revision timeout above its maximum."""
+    defaults = named(configmaps, "config-defaults")
+    maximum = int(defaults["data"].get("max-revision-timeout-seconds", "600"))
+    defaults["data"]["revision-timeout-seconds"] = str(maximum + 1)
+    return defaults
 
 
 SERVING = WebhookSpec(
@@ -78,6 +94,7 @@ SERVING = WebhookSpec(
     },
     defaulted=lambda answer: "traffic" in answer["spec"],
     broken=lambda probe: probe["spec"]["template"]["spec"].update(timeoutSeconds=10**6),
+    broken_config=_broken_config_defaults,
 )
 EVENTING = WebhookSpec(
     tool="eventing-webhook",
@@ -137,8 +154,15 @@ def _secret(spec: WebhookSpec, cluster: KubeCluster, cert: bytes, key: bytes) ->
     }
 
 
-def _configuration(spec: WebhookSpec, kind: str, path: str, url: str, ca: bytes) -> Manifest:
-    name = f"{path.strip('/')}.{spec.tool}.t2v.test"
+def _configuration(
+    kind: str,
+    name: str,
+    client_config: Manifest,
+    resources: tuple[tuple[str, str, str], ...],
+    namespaces: dict[str, str],
+) -> Manifest:
+    """A webhook configuration sending the admission of ``resources`` in the namespaces
+    labelled ``namespaces`` to ``client_config``."""
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": kind,
@@ -146,7 +170,7 @@ def _configuration(spec: WebhookSpec, kind: str, path: str, url: str, ca: bytes)
         "webhooks": [
             {
                 "name": name,
-                "clientConfig": {"url": url + path, "caBundle": base64.b64encode(ca).decode()},
+                "clientConfig": client_config,
                 "rules": [
                     {
                         "apiGroups": [group],
@@ -154,9 +178,9 @@ def _configuration(spec: WebhookSpec, kind: str, path: str, url: str, ca: bytes)
                         "resources": [plural],
                         "operations": ["CREATE", "UPDATE"],
                     }
-                    for group, version, plural in spec.resources
+                    for group, version, plural in resources
                 ],
-                "namespaceSelector": {"matchLabels": ADMISSION_LABEL},
+                "namespaceSelector": {"matchLabels": namespaces},
                 "sideEffects": "None",
                 "admissionReviewVersions": ["v1"],
                 "failurePolicy": "Fail",
@@ -167,11 +191,25 @@ def _configuration(spec: WebhookSpec, kind: str, path: str, url: str, ca: bytes)
 
 
 def webhook_configurations(spec: WebhookSpec, url: str, ca: bytes) -> list[Manifest]:
-    """Knative's defaulting (mutating) and resource validation webhooks, by URL."""
-    return [
-        _configuration(spec, "MutatingWebhookConfiguration", "/defaulting", url, ca),
-        _configuration(spec, "ValidatingWebhookConfiguration", "/resource-validation", url, ca),
+    """Knative's defaulting (mutating) and resource validation webhooks, by URL, and where
+    the webhook validates its ConfigMaps, that one for its system namespace."""
+
+    def configuration(kind: str, path: str, resources: Any, namespaces: Any) -> Manifest:
+        client_config = {"url": url + path, "caBundle": base64.b64encode(ca).decode()}
+        name = f"{path.strip('/')}.{spec.tool}.t2v.test"
+        return _configuration(kind, name, client_config, resources, namespaces)
+
+    mutating, validating = "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"
+    configurations = [
+        configuration(mutating, "/defaulting", spec.resources, ADMISSION_LABEL),
+        configuration(validating, "/resource-validation", spec.resources, ADMISSION_LABEL),
     ]
+    if spec.broken_config is not None:
+        system = {"kubernetes.io/metadata.name": spec.namespace}
+        configurations.append(
+            configuration(validating, "/config-validation", (("", "v1", "configmaps"),), system)
+        )
+    return configurations
 
 
 def _in_network_namespace(directory: Path, command: list[str]) -> list[str]:
@@ -198,6 +236,15 @@ def _serves(url: str, ca_file: Path) -> bool:
     return True
 
 
+def _refuses(api: KubeApi, obj: Manifest) -> bool:
+    """Whether an admission webhook refuses ``obj`` (in a dry run)."""
+    try:
+        api.apply(obj, dry_run=True)
+    except KubeApiError as refused:
+        return "admission webhook" in refused.message
+    return False
+
+
 def _admits_through(spec: WebhookSpec, api: KubeApi) -> bool:
     """Whether the API server sends ``spec.probe`` through the webhook, both ways."""
     api.create_namespace(PROBE_NAMESPACE, labels=ADMISSION_LABEL)
@@ -205,11 +252,7 @@ def _admits_through(spec: WebhookSpec, api: KubeApi) -> bool:
     if not spec.defaulted(api.apply(probe, dry_run=True)):
         return False
     spec.broken(probe)
-    try:
-        api.apply(probe, dry_run=True)
-    except KubeApiError as refused:
-        return "admission webhook" in refused.message
-    return False
+    return _refuses(api, probe)
 
 
 @dataclass(frozen=True)
@@ -273,6 +316,11 @@ def knative_webhook(
         ):
             api.apply(configuration)
         wait_until(lambda: _admits_through(spec, api), f"{spec.tool} admission", processes[-1], log)
+        if spec.broken_config is not None:
+            broken = spec.broken_config(config_maps(configmaps_dir))
+            wait_until(
+                lambda: _refuses(api, broken), f"{spec.tool} config admission", processes[-1], log
+            )
         yield RunningWebhook(spec, url, configmaps_dir)
     finally:
         for configuration in webhook_configurations(spec, url, b""):

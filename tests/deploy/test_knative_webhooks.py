@@ -14,13 +14,19 @@ import pytest
 
 from tests.deploy import semantics
 from tests.deploy.conftest import OVERLAYS
-from tests.deploy.knative_webhooks import ADMISSION_LABEL, RunningWebhook, config_maps
+from tests.deploy.knative_webhooks import (
+    ADMISSION_LABEL,
+    SERVING,
+    RunningWebhook,
+    config_maps,
+    named,
+)
 from tests.deploy.kube_api import KubeApi, KubeApiError, in_namespace, poll_until
 from tests.deploy.kube_cluster import KubeCluster
 from tests.deploy.kustomize import Manifest
 from tests.deploy.schemas import describe
 from tests.deploy.test_api_server import missing
-from tests.deploy.test_semantics import _max_revision_timeout_s
+from tests.deploy.test_semantics import _max_revision_timeout_s, every_problem
 
 NAMESPACE = "t2v-knative"
 KNATIVE_GROUPS = ("serving.knative.dev", "eventing.knative.dev", "sources.knative.dev")
@@ -54,6 +60,9 @@ def test_knative_admits_and_defaults_every_knative_object(
     for trigger in semantics.of_kind(admitted, "eventing.knative.dev", "Trigger"):
         labels = trigger["metadata"]["labels"]
         assert labels["eventing.knative.dev/broker"] == trigger["spec"]["broker"]
+    # Knative's defaults break none of the semantic checks.
+    others = [o for o in built_overlays[overlay] if semantics.api_group(o) not in KNATIVE_GROUPS]
+    assert every_problem([*admitted, *others], overlay) == []
 
 
 def _named(objects: list[Manifest], kind: str, name: str) -> Manifest:
@@ -139,10 +148,6 @@ def _admits(api: KubeApi, obj: Manifest) -> bool:
     return True
 
 
-def _config_defaults(configmaps: list[Manifest]) -> Manifest:
-    return next(cm for cm in configmaps if cm["metadata"]["name"] == "config-defaults")
-
-
 def test_infer_is_admitted_only_with_the_raised_max_revision_timeout(
     knative_api: KubeApi,
     knative_webhooks: dict[str, RunningWebhook],
@@ -152,8 +157,8 @@ def test_infer_is_admitted_only_with_the_raised_max_revision_timeout(
     # The webhook reads config-defaults as the cluster has it: upstream's, then with the
     # patch from knative/serving-config/ (infer asks for more than upstream's ceiling).
     configmaps_dir = knative_webhooks["serving-webhook"].configmaps_dir
-    upstream = _config_defaults(config_maps(configmaps_dir, patches_dir=tmp_path))
-    patched = _config_defaults(config_maps(configmaps_dir))
+    upstream = named(config_maps(configmaps_dir, patches_dir=tmp_path), "config-defaults")
+    patched = named(config_maps(configmaps_dir), "config-defaults")
     (infer,) = _knative_objects([_infer(built_overlays["prod"])])
     timeout = infer["spec"]["template"]["spec"]["timeoutSeconds"]
     assert timeout > semantics.DEFAULT_MAX_REVISION_TIMEOUT_S
@@ -164,3 +169,18 @@ def test_infer_is_admitted_only_with_the_raised_max_revision_timeout(
     finally:
         knative_api.apply(patched)
         poll_until(lambda: _admits(knative_api, infer), "admitted with t2v's config-defaults")
+
+
+def test_knative_validates_the_serving_config_t2v_patches_in(
+    knative_api: KubeApi, knative_webhooks: dict[str, RunningWebhook]
+) -> None:
+    # As `kubectl patch` changes them in a cluster: upstream's ConfigMaps with the patches
+    # from knative/serving-config/ merged in, through Serving's config validation.
+    configmaps = config_maps(knative_webhooks["serving-webhook"].configmaps_dir)
+    for configmap in configmaps:
+        knative_api.apply(configmap, dry_run=True)
+    assert SERVING.broken_config is not None
+    with pytest.raises(KubeApiError) as refused:
+        knative_api.apply(SERVING.broken_config(configmaps), dry_run=True)
+    assert "admission webhook" in refused.value.message
+    assert "revision-timeout-seconds" in refused.value.message
