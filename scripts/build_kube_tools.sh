@@ -45,10 +45,13 @@ install() {
     if ! "$@" >"$log" 2>&1 || [ ! -x "$OUT/$binary" ]; then
       tail -n 40 "$log" >&2
       echo "$name $version: the build failed (whole log: $log)" >&2
+      rm -rf "$OUT"
       exit 1
     fi
     rm -rf "$dest"
     mv "$OUT" "$dest"
+    # Builds of other versions or recipes: each program is over 100 MB.
+    find "$TOOLS" -maxdepth 1 -type d -name "$name-v*" ! -path "$dest" -exec rm -rf {} +
     echo "== $name $version built in $((SECONDS - start)) s" >&2
   fi
   echo "$name=$dest/$binary"
@@ -78,6 +81,7 @@ build_kine() {
 build_webhook() {
   (cd "scripts/kube-tools/$1" && go build -o "$OUT/webhook" "$2/cmd/webhook")
   cp -r "$(go env GOMODCACHE)/$2@$3/config/core/configmaps" "$OUT/configmaps"
+  chmod -R u+w "$OUT/configmaps"  # the module cache is read-only
 }
 
 targets=("$@")

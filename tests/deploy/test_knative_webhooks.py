@@ -139,36 +139,56 @@ def test_knative_refuses_what_its_validation_forbids(
     assert named in refused.value.message
 
 
-def _admits(api: KubeApi, obj: Manifest) -> bool:
+def _refusal(api: KubeApi, obj: Manifest) -> str | None:
+    """Why Knative refuses ``obj`` in a dry run; None if it admits it."""
     try:
         api.apply(obj, dry_run=True)
     except KubeApiError as refused:
         assert "admission webhook" in refused.message, refused.message
-        return False
-    return True
+        return refused.message
+    return None
 
 
-def test_infer_is_admitted_only_with_the_raised_max_revision_timeout(
+# Each serving-config patch -> what Knative says of a Service without it.
+PATCH_NEEDED_FOR = {
+    # infer asks for more than upstream's ceiling of 600 s.
+    "config-defaults": "timeoutSeconds",
+    # The Services use pod spec fields upstream leaves disabled.
+    "config-features": "must not set the field",
+}
+
+
+@pytest.mark.parametrize(("name", "without_it"), sorted(PATCH_NEEDED_FOR.items()))
+def test_the_services_are_admitted_only_with_the_serving_config_patch(
+    name: str,
+    without_it: str,
     knative_api: KubeApi,
     knative_webhooks: dict[str, RunningWebhook],
     built_overlays: dict[str, list[Manifest]],
     tmp_path: Path,
 ) -> None:
-    # The webhook reads config-defaults as the cluster has it: upstream's, then with the
-    # patch from knative/serving-config/ (infer asks for more than upstream's ceiling).
+    # The webhook reads the ConfigMap as the cluster has it: upstream's, then with the patch
+    # from knative/serving-config/ merged in.
     configmaps_dir = knative_webhooks["serving-webhook"].configmaps_dir
-    upstream = named(config_maps(configmaps_dir, patches_dir=tmp_path), "config-defaults")
-    patched = named(config_maps(configmaps_dir), "config-defaults")
-    (infer,) = _knative_objects([_infer(built_overlays["prod"])])
-    timeout = infer["spec"]["template"]["spec"]["timeoutSeconds"]
-    assert timeout > semantics.DEFAULT_MAX_REVISION_TIMEOUT_S
-    assert _admits(knative_api, infer)
+    upstream = named(config_maps(configmaps_dir, patches_dir=tmp_path), name)
+    patched = named(config_maps(configmaps_dir), name)
+    services = [
+        service
+        for objects in built_overlays.values()
+        for service in _knative_objects(list(semantics.knative_services(objects).values()))
+    ]
+
+    def refusals() -> list[str]:
+        return [why for why in (_refusal(knative_api, s) for s in services) if why is not None]
+
+    assert refusals() == []
     knative_api.apply(upstream)
     try:
-        poll_until(lambda: not _admits(knative_api, infer), "refused with upstream's ceiling")
+        poll_until(lambda: refusals() != [], f"a Service refused with upstream's {name}")
+        assert all(without_it in why for why in refusals())
     finally:
         knative_api.apply(patched)
-        poll_until(lambda: _admits(knative_api, infer), "admitted with t2v's config-defaults")
+        poll_until(lambda: refusals() == [], f"every Service admitted with t2v's {name}")
 
 
 def test_knative_validates_the_serving_config_t2v_patches_in(
