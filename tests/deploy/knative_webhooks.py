@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -225,6 +226,8 @@ def _in_network_namespace(directory: Path, command: list[str]) -> list[str]:
         'exec "$@"'
     )
     namespaces = ["unshare", "--net", "--pid", "--fork", "--kill-child"]
+    if os.geteuid() != 0:  # new namespaces need root, or a user namespace of their own
+        namespaces += ["--user", "--map-root-user"]
     return [*namespaces, "sh", "-c", relays, "sh", *command]
 
 
