@@ -239,23 +239,31 @@ def _serves(url: str, ca_file: Path) -> bool:
     return True
 
 
-def _refuses(api: KubeApi, obj: Manifest) -> bool:
-    """Whether an admission webhook refuses ``obj`` (in a dry run)."""
+def webhook_refusal(api: KubeApi, obj: Manifest) -> str | None:
+    """Why an admission webhook refuses ``obj`` in a dry run; None if it is admitted (a
+    refusal by the API server itself is raised)."""
     try:
         api.apply(obj, dry_run=True)
     except KubeApiError as refused:
-        return "admission webhook" in refused.message
-    return False
+        if "admission webhook" not in refused.message:
+            raise
+        return refused.message
+    return None
 
 
-def _admits_through(spec: WebhookSpec, api: KubeApi) -> bool:
-    """Whether the API server sends ``spec.probe`` through the webhook, both ways."""
+def _admits_through(spec: WebhookSpec, api: KubeApi, configmaps_dir: Path) -> bool:
+    """Whether the API server sends ``spec.probe`` through the webhook, both ways, and its
+    ConfigMaps too where it validates them."""
     api.create_namespace(PROBE_NAMESPACE, labels=ADMISSION_LABEL)
     (probe,) = in_namespace([spec.probe], PROBE_NAMESPACE)
     if not spec.defaulted(api.apply(probe, dry_run=True)):
         return False
     spec.broken(probe)
-    return _refuses(api, probe)
+    if webhook_refusal(api, probe) is None:
+        return False
+    if spec.broken_config is None:
+        return True
+    return webhook_refusal(api, spec.broken_config(config_maps(configmaps_dir))) is not None
 
 
 @dataclass(frozen=True)
@@ -318,12 +326,12 @@ def knative_webhook(
             spec, url, cluster.authority.ca_file.read_bytes()
         ):
             api.apply(configuration)
-        wait_until(lambda: _admits_through(spec, api), f"{spec.tool} admission", processes[-1], log)
-        if spec.broken_config is not None:
-            broken = spec.broken_config(config_maps(configmaps_dir))
-            wait_until(
-                lambda: _refuses(api, broken), f"{spec.tool} config admission", processes[-1], log
-            )
+        wait_until(
+            lambda: _admits_through(spec, api, configmaps_dir),
+            f"{spec.tool} admission",
+            processes[-1],
+            log,
+        )
         yield RunningWebhook(spec, url, configmaps_dir)
     finally:
         for configuration in webhook_configurations(spec, url, b""):

@@ -20,6 +20,7 @@ from tests.deploy.knative_webhooks import (
     RunningWebhook,
     config_maps,
     named,
+    webhook_refusal,
 )
 from tests.deploy.kube_api import KubeApi, KubeApiError, in_namespace, poll_until
 from tests.deploy.kube_cluster import KubeCluster
@@ -139,16 +140,6 @@ def test_knative_refuses_what_its_validation_forbids(
     assert named in refused.value.message
 
 
-def _refusal(api: KubeApi, obj: Manifest) -> str | None:
-    """Why Knative refuses ``obj`` in a dry run; None if it admits it."""
-    try:
-        api.apply(obj, dry_run=True)
-    except KubeApiError as refused:
-        assert "admission webhook" in refused.message, refused.message
-        return refused.message
-    return None
-
-
 # Each serving-config patch -> what Knative says of a Service without it.
 PATCH_NEEDED_FOR = {
     # infer asks for more than upstream's ceiling of 600 s.
@@ -179,7 +170,9 @@ def test_the_services_are_admitted_only_with_the_serving_config_patch(
     ]
 
     def refusals() -> list[str]:
-        return [why for why in (_refusal(knative_api, s) for s in services) if why is not None]
+        return [
+            why for why in (webhook_refusal(knative_api, s) for s in services) if why is not None
+        ]
 
     assert refusals() == []
     knative_api.apply(upstream)
