@@ -24,6 +24,11 @@ if [ "$profile" = test ]; then
   need node nodejs
   need npm npm
   need go golang-go
+  # The deploy tests run Knative's webhooks in network namespaces of their own, joined to the
+  # test API server by socat (tests/deploy/knative_webhooks.py).
+  need socat socat
+  need ip iproute2
+  need unshare util-linux
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 . scripts/env.sh
 VENV="$T2V_VENV"
 scripts/setup.sh test
+echo "== kube tools"
+# The deploy tests' API server, kine and Knative's webhooks: built once per version (minutes),
+# then found in the cache (seconds); building them here keeps that out of the tests' timeouts.
+scripts/build_kube_tools.sh >/dev/null
 echo "== uv lock --check"
 # pyproject.toml and uv.lock must agree: a dependency changed without relocking fails here.
 "$T2V_UV" lock --check --python "$T2V_PYTHON"

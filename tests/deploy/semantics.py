@@ -257,6 +257,26 @@ def local_broker_problems(objects: list[Manifest], eventing_dir: Path) -> list[s
     return problems
 
 
+def every_problem(
+    objects: list[Manifest],
+    *,
+    gpu_expected: bool,
+    max_revision_timeout_s: float,
+    eventing_dir: Path,
+) -> list[str]:
+    """The problems every check above finds in one overlay's objects."""
+    return [
+        *timeout_problems(objects, max_revision_timeout_s),
+        *job_deadline_problems(objects),
+        *untriggered_event_types(objects),
+        *missing_destinations(objects),
+        *gpu_problems(objects, gpu_expected=gpu_expected),
+        *ping_source_problems(objects),
+        *parallelism_problems(objects),
+        *local_broker_problems(objects, eventing_dir),
+    ]
+
+
 def unknown_config_keys(patch: Manifest, documented: Iterable[str]) -> list[str]:
     """Keys of a ConfigMap patch that the Knative ConfigMap does not document."""
     known = set(documented)

@@ -40,15 +40,17 @@ def _infer_spec(objects: list[Manifest]) -> Manifest:
 def test_every_check_passes_on_the_real_overlay(
     overlay: str, built_overlays: dict[str, list[Manifest]]
 ) -> None:
-    objects = built_overlays[overlay]
-    assert semantics.timeout_problems(objects, _max_revision_timeout_s()) == []
-    assert semantics.job_deadline_problems(objects) == []
-    assert semantics.untriggered_event_types(objects) == []
-    assert semantics.missing_destinations(objects) == []
-    assert semantics.gpu_problems(objects, gpu_expected=overlay == "prod") == []
-    assert semantics.ping_source_problems(objects) == []
-    assert semantics.parallelism_problems(objects) == []
-    assert semantics.local_broker_problems(objects, EVENTING) == []
+    assert every_problem(built_overlays[overlay], overlay) == []
+
+
+def every_problem(objects: list[Manifest], overlay: str) -> list[str]:
+    """Every check, with the settings of ``overlay`` (prod runs infer on GPUs)."""
+    return semantics.every_problem(
+        objects,
+        gpu_expected=overlay == "prod",
+        max_revision_timeout_s=_max_revision_timeout_s(),
+        eventing_dir=EVENTING,
+    )
 
 
 def test_infer_timeout_needs_the_raised_max_revision_timeout(
