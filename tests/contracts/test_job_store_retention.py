@@ -29,9 +29,7 @@ async def test_videos_finished_before_lists_holders_oldest_first(job_store: JobS
     await job_store.apply(JobUpdate(failed.id, JobStatus.FAILED, at=T0 + 1))
     found = await job_store.videos_finished_before(T0 + 30)
     assert [job.id for job in found] == [earlier, later]
-    assert [job.id for job in await job_store.videos_finished_before(T0 + 30, limit=1)] == [
-        earlier
-    ]
+    assert [job.id for job in await job_store.videos_finished_before(T0 + 30, limit=1)] == [earlier]
 
 
 async def test_an_expired_video_is_no_longer_held(job_store: JobStore) -> None:
