@@ -10,25 +10,11 @@ from typing import Any
 
 import pytest
 
+from tests.api.conftest import running_platform
 from tests.e2e.harness import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SMALL = {"width": 64, "height": 48, "num_frames": 7, "num_inference_steps": 2}
-
-
-def _platform(
-    factory: pytest.TempPathFactory, model: Path, env: dict[str, str]
-) -> Iterator[Platform]:
-    running = Platform(factory.mktemp("api-platform"), model, env).start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[Platform]:
-    yield from _platform(tmp_path_factory, tiny_model_dir, {})
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +22,7 @@ def short_retention(
     tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
 ) -> Iterator[Platform]:
     # The local PingSource runs the sweep every second (FAST_ENV).
-    yield from _platform(tmp_path_factory, tiny_model_dir, {"T2V_VIDEO_RETENTION_S": "2"})
+    yield from running_platform(tmp_path_factory, tiny_model_dir, {"T2V_VIDEO_RETENTION_S": "2"})
 
 
 def _video_file(platform: Platform, job: dict[str, Any]) -> Path:
