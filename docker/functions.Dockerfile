@@ -6,6 +6,13 @@
 
 FROM rust:1.95.0-slim-bookworm AS rust-toolchain
 
+# The docs page's renderer (Swagger UI) from npm, at the version package-lock.json pins;
+# no install scripts run (the package's only script is usage analytics).
+FROM node:20.19.0-bookworm-slim AS docs-renderer
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
 # Builder: compiles the rust_infer extension (PyO3, abi3) and builds the t2v wheel.
 FROM python:3.11.11-bookworm AS builder
 ENV RUSTUP_HOME=/usr/local/rustup \
@@ -43,8 +50,9 @@ RUN pip install --require-hashes -r /wheels/requirements.txt \
     && rm -rf /wheels
 WORKDIR /app
 COPY functions/ functions/
-# The web page status serves at / (found beside functions/).
+# The web page status serves at / and the docs page's renderer (found beside functions/).
 COPY web/ web/
+COPY --from=docs-renderer /src/node_modules/swagger-ui-dist/ node_modules/swagger-ui-dist/
 USER 10001:10001
 EXPOSE 8080
 # Knative sets PORT; the Service's args pick the function:

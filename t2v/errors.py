@@ -60,6 +60,13 @@ class IdempotencyConflictError(ConflictError):
     code = "idempotency_key_reused"
 
 
+class GoneError(T2VError):
+    """The resource existed and was removed on purpose (an expired video)."""
+
+    http_status = 410
+    code = "gone"
+
+
 class UnauthorizedError(T2VError):
     http_status = 401
     code = "unauthorized"

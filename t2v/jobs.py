@@ -119,6 +119,14 @@ class Job:
     # The artifact key the lease holder committed to when it entered `COMMITTED_PHASE`: the
     # only video a `job.succeeded` may name for this job.
     artifact_key: str | None = None
+    # The retention sweep removed the video (the job and its description stay).
+    video_expired: bool = False
+
+    @property
+    def held_video_key(self) -> str | None:
+        """The artifact key of the video this job still holds (None: none, or expired).
+        Videos are content-addressed, so several jobs may hold one key."""
+        return self.video.key if self.video is not None and not self.video_expired else None
 
     def to_dict(self) -> dict[str, Any]:
         """The job as plain JSON-ready data (what the stores keep)."""

@@ -13,6 +13,8 @@ import orjson
 from starlette.responses import Response
 
 from t2v.jobs import Job, JobStatus
+from t2v.settings import DEFAULT_VIDEO_RETENTION_S, Settings
+from t2v.store.core import video_finished_at
 
 JSON_MEDIA_TYPE = "application/json"
 
@@ -52,15 +54,25 @@ def eta_seconds(
     return round(per_step * (progress.total - progress.step), 1)
 
 
+def expires_at(job: Job, retention_s: float) -> float | None:
+    """When the job's video expires (None: the job has no video)."""
+    return video_finished_at(job) + retention_s if job.video is not None else None
+
+
 def job_resource(
-    job: Job, base: str, *, queue_position: int | None = None, workers: int = 1
+    job: Job,
+    base: str,
+    *,
+    queue_position: int | None = None,
+    workers: int = 1,
+    retention_s: float = DEFAULT_VIDEO_RETENTION_S,
 ) -> dict[str, Any]:
     self_url = f"{base}/v1/jobs/{job.id}"
     links: dict[str, str] = {"self": self_url}
     if not job.status.terminal:
         links["cancel"] = f"{self_url}/cancel"
     video: dict[str, Any] | None = None
-    if job.video is not None:
+    if job.video is not None and not job.video_expired:
         links["video"] = f"{self_url}/video"
         video = {
             "url": links["video"],
@@ -97,8 +109,23 @@ def job_resource(
         "cancel_requested": job.cancel_requested,
         "error": error,
         "video": video,
+        # When the video is (or was) removed by the retention sweep.
+        "expires_at": iso_time(expires_at(job, retention_s)),
         "links": links,
     }
+
+
+def resource_for(
+    job: Job, base: str, settings: Settings, *, queue_position: int | None = None
+) -> dict[str, Any]:
+    """`job_resource` with what the settings say (workers for the ETA, video retention)."""
+    return job_resource(
+        job,
+        base,
+        queue_position=queue_position,
+        workers=settings.infer_workers,
+        retention_s=settings.video_retention_s,
+    )
 
 
 def json_body(content: object) -> bytes:

@@ -21,6 +21,7 @@ from t2v.store import DEFAULT_REDIS_MAX_CONNECTIONS
 
 # Where the tiny model lives inside the data directory (`t2v build-tiny-model` builds it).
 TINY_MODEL_SUBDIR = Path("models") / "tiny-mochi"
+DEFAULT_VIDEO_RETENTION_S = 7 * 24 * 3600.0
 # A Hugging Face repository id ("org/name"), as opposed to a path on this machine.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 N = TypeVar("N", int, float)
@@ -90,6 +91,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return _number(env, name, default, int)
 
 
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not value > 0:
+        raise ValueError(f"{name} must be a number of seconds above 0 (got {value!r})")
+    return value
+
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -143,6 +151,7 @@ class Settings:
     infer_workers: int
     acceleration: AccelerationConfig
     warmup: bool
+    video_retention_s: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -185,4 +194,6 @@ class Settings:
             acceleration=_acceleration(env),
             # One short generation before infer reports ready, so no job pays for warm-up.
             warmup=_flag(env, "T2V_WARMUP", True),
+            # How long a video is kept after its job finished; the sweep then removes it.
+            video_retention_s=_positive(env, "T2V_VIDEO_RETENTION_S", DEFAULT_VIDEO_RETENTION_S),
         )

@@ -19,15 +19,15 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from t2v import events
+from t2v import events, openapi, prefer
 from t2v.artifacts.filesystem import FilesystemArtifactStore
-from t2v.errors import ConflictError, InvalidRequestError, NotFoundError
+from t2v.errors import ConflictError, GoneError, InvalidRequestError, NotFoundError
 from t2v.event_auth import event_sender
 from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobStatus
 from t2v.lifecycle import apply_lifecycle_event, dead_letter_update
 from t2v.metrics import instrumented, metrics
-from t2v.resources import job_resource, json_response
+from t2v.resources import json_body, json_response, resource_for
 from t2v.runtime import Lazy, Runtime, lazy_runtime
 
 log = logging.getLogger("t2v.status")
@@ -53,9 +53,10 @@ async def get_job(request: Request, job_id: str) -> Response:
     rt = await runtime.get()
     found, position = await rt.store.get_with_position(job_id)
     job = _visible(rt, request, job_id, found)
+    job, position, headers = await prefer.honour_wait(rt.store, request.headers, job, position)
     base = base_url(request, rt.settings.public_url)
     return json_response(
-        job_resource(job, base, queue_position=position, workers=rt.settings.infer_workers)
+        resource_for(job, base, rt.settings, queue_position=position), headers=headers
     )
 
 
@@ -89,7 +90,7 @@ async def list_jobs(request: Request) -> Response:
     return JSONResponse(
         {
             "object": "list",
-            "data": [job_resource(job, base) for job in page.jobs],
+            "data": [resource_for(job, base, rt.settings) for job in page.jobs],
             "next_cursor": page.next_cursor,
         }
     )
@@ -98,6 +99,12 @@ async def list_jobs(request: Request) -> Response:
 async def get_video(request: Request, job_id: str) -> Response:
     rt = await runtime.get()
     job = await _visible_job(rt, request, job_id)
+    if job.video_expired:
+        raise GoneError(
+            f"the video of job {job_id} expired: videos are kept "
+            f"{rt.settings.video_retention_s / 86400:g} days",
+            code="video_expired",
+        )
     if job.video is None:
         raise ConflictError(
             f"job {job_id} has no video (status {job.status.value})", code="video_not_ready"
@@ -194,6 +201,8 @@ WEB_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "docs.html": "text/html; charset=utf-8",
+    "docs.js": "text/javascript; charset=utf-8",
 }
 
 
@@ -235,10 +244,14 @@ async def web_file(request: Request, name: str) -> Response:
     if name not in WEB_FILES:
         raise NotFoundError(f"no web file {name}")
     page = await web_page.get()
+    return await _static_file(request, page, page.directory / name, WEB_FILES[name])
+
+
+async def _static_file(request: Request, page: WebPage, path: Path, media_type: str) -> Response:
     try:
-        body = await asyncio.to_thread((page.directory / name).read_bytes)
+        body = await asyncio.to_thread(path.read_bytes)
     except FileNotFoundError as exc:
-        raise NotFoundError(f"web file {name} is missing from {page.directory}") from exc
+        raise NotFoundError(f"{path.name} is missing from {path.parent}") from exc
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
     headers = {
         "ETag": etag,
@@ -253,11 +266,44 @@ async def web_file(request: Request, name: str) -> Response:
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(body))
         body = b""
-    return Response(body, headers=headers, media_type=WEB_FILES[name])
+    return Response(body, headers=headers, media_type=media_type)
 
 
 async def web_index(request: Request) -> Response:
     return await web_file(request, "index.html")
+
+
+# The docs page's renderer: Swagger UI's standalone bundle from npm (package.json), beside
+# functions/ as web/ is (`T2V_DOCS_RENDERER_DIR` overrides).
+DOCS_RENDERER_FILES = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+}
+_REPOSITORY_RENDERER_DIR = _REPOSITORY_WEB_DIR.parent / "node_modules" / "swagger-ui-dist"
+
+
+async def docs_page(request: Request) -> Response:
+    return await web_file(request, "docs.html")
+
+
+async def docs_file(request: Request, name: str) -> Response:
+    if name not in DOCS_RENDERER_FILES:
+        raise NotFoundError(f"no docs file {name}")
+    configured = os.environ.get("T2V_DOCS_RENDERER_DIR")
+    directory = Path(configured) if configured else _REPOSITORY_RENDERER_DIR
+    page = await web_page.get()
+    return await _static_file(request, page, directory / name, DOCS_RENDERER_FILES[name])
+
+
+async def _build_openapi_body() -> bytes:
+    return json_body(openapi.document((await runtime.get()).settings.model_profile))
+
+
+openapi_body: Lazy[bytes] = Lazy(_build_openapi_body)
+
+
+async def openapi_document(request: Request) -> Response:
+    return Response(await openapi_body.get(), media_type="application/json")
 
 
 async def status_metrics(request: Request) -> Response:
@@ -274,6 +320,9 @@ router.add("POST", "/dead-letter", receive_dead_letter)
 router.add("GET", "/healthz", health)
 router.add("GET", "/", web_index)
 router.add("GET", "/web/{name}", web_file)
+router.add("GET", "/openapi.json", openapi_document)
+router.add("GET", "/docs", docs_page)
+router.add("GET", "/docs/{name}", docs_file)
 
 
 router.add("GET", "/metrics", status_metrics)

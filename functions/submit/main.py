@@ -14,7 +14,7 @@ from cloudevents.http import CloudEvent
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from t2v import events
+from t2v import events, prefer, retention
 from t2v.auth import Principal
 from t2v.contract import admit, check_idempotency_key, normalize, request_hash
 from t2v.errors import (
@@ -28,7 +28,7 @@ from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobError, JobStatus, JobUpdate, is_committed, new_job_id
 from t2v.metrics import instrumented
 from t2v.ratelimit import SubmitLimiter
-from t2v.resources import job_resource, json_response
+from t2v.resources import json_response, resource_for
 from t2v.runtime import Lazy, Runtime, lazy_runtime
 from t2v.store import CreateResult, IdempotencyClaim
 
@@ -90,26 +90,32 @@ async def create_job(request: Request) -> Response:
     result, rate_headers = await _accept(
         rt, body, principal=principal, idempotency_key=request.headers.get("idempotency-key")
     )
-    job = result.job
+    job, position, waited = await prefer.honour_wait(
+        rt.store, request.headers, result.job, result.queue_position
+    )
     base = base_url(request, rt.settings.public_url)
-    headers = {"Location": f"{base}/v1/jobs/{job.id}", **rate_headers}
+    headers = {"Location": f"{base}/v1/jobs/{job.id}", **rate_headers, **waited}
     if not result.created:
         headers["Idempotent-Replayed"] = "true"
     return json_response(
-        job_resource(
-            job, base, queue_position=result.queue_position, workers=rt.settings.infer_workers
-        ),
+        resource_for(job, base, rt.settings, queue_position=position),
         status_code=202,
         headers=headers,
     )
 
 
+async def _visible_job(rt: Runtime, request: Request, job_id: str) -> Job:
+    """The job if the caller may see it; another tenant's job is as unknown as a missing one."""
+    principal = rt.keys.authenticate(request.headers.get("authorization"))
+    job = await rt.store.get(job_id)
+    if job is None or not rt.keys.can_see(principal, job.tenant):
+        raise NotFoundError(f"job {job_id} not found")
+    return job
+
+
 async def cancel_job(request: Request, job_id: str) -> Response:
     rt = await runtime.get()
-    principal = rt.keys.authenticate(request.headers.get("authorization"))
-    before = await rt.store.get(job_id)
-    if before is None or not rt.keys.can_see(principal, before.tenant):
-        raise NotFoundError(f"job {job_id} not found")
+    before = await _visible_job(rt, request, job_id)
     job = await rt.store.request_cancel(job_id, at=time.time())
     if is_committed(job):
         # Never a 202 that the job then ignores: its video is stored, or being stored.
@@ -121,9 +127,16 @@ async def cancel_job(request: Request, job_id: str) -> Response:
     if before is not None and not before.status.terminal and job.status == JobStatus.CANCELED:
         data = {"job_id": job.id, "reason": "user"}
         await rt.sink.send(rt.event(events.JOB_CANCELED, job.id, data))
-    return JSONResponse(
-        job_resource(job, base_url(request, rt.settings.public_url)), status_code=202
-    )
+    base = base_url(request, rt.settings.public_url)
+    return JSONResponse(resource_for(job, base, rt.settings), status_code=202)
+
+
+async def delete_job(request: Request, job_id: str) -> Response:
+    """Remove a finished job and, unless another job holds the same video, its video."""
+    rt = await runtime.get()
+    await _visible_job(rt, request, job_id)
+    await retention.delete_job(rt, job_id)
+    return Response(status_code=204)
 
 
 async def receive_event(request: Request) -> Response:
@@ -198,11 +211,13 @@ async def sweep(request: Request) -> Response:
         requested += 1
     if stale:
         log.info("sweep: re-requested %d, failed %d", requested, failed)
+    await retention.expire_videos(rt, now=now)
     return JSONResponse({"rerequested": requested, "failed": failed})
 
 
 router.add("POST", "/v1/jobs", create_job)
 router.add("POST", "/v1/jobs/{job_id}/cancel", cancel_job)
+router.add("DELETE", "/v1/jobs/{job_id}", delete_job)
 router.add("POST", "/events", receive_event)
 router.add("POST", "/sweep", sweep)
 router.add("GET", "/healthz", health)

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from t2v.http import error_response, method_not_allowed, path_pattern
+from t2v.prefer import MAX_WAIT_S
 
 # The public routes and their methods, across the functions (tests/local checks this against
 # the functions' own routers): another method on one of these paths is answered 405 here,
@@ -20,9 +21,12 @@ PUBLIC_ROUTES: dict[str, tuple[str, ...]] = {
     "/": ("GET",),
     "/web/{name}": ("GET",),
     "/v1/jobs": ("GET", "POST"),
-    "/v1/jobs/{job_id}": ("GET",),
+    "/v1/jobs/{job_id}": ("GET", "DELETE"),
     "/v1/jobs/{job_id}/cancel": ("POST",),
     "/v1/jobs/{job_id}/video": ("GET",),
+    "/openapi.json": ("GET",),
+    "/docs": ("GET",),
+    "/docs/{name}": ("GET",),
 }
 _PUBLIC_PATTERNS = [
     (path_pattern(template), methods) for template, methods in PUBLIC_ROUTES.items()
@@ -35,12 +39,12 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host
 
 def route_for(method: str, path: str) -> str | None:
     """Which service serves this request, exactly as `knative/httproute.yaml` routes it."""
-    if path == "/" or path.startswith("/web/"):
-        # The web page is static files served by status.
+    if path in ("/", "/openapi.json", "/docs") or path.startswith(("/web/", "/docs/")):
+        # The web page, the API's description and its docs page are served by status.
         return "status" if method in ("GET", "HEAD") else None
     if not path.startswith("/v1/jobs"):
         return None
-    if method == "POST":
+    if method in ("POST", "DELETE"):
         return "submit"
     if method in ("GET", "HEAD"):
         return "status"
@@ -57,7 +61,8 @@ def allowed_methods(path: str) -> tuple[str, ...] | None:
 
 
 def create_gateway_app(services: Mapping[str, str]) -> Starlette:
-    client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+    # Longer than the longest `Prefer: wait`, so a held answer gets through.
+    client = httpx.AsyncClient(timeout=httpx.Timeout(MAX_WAIT_S + 30.0, connect=5.0))
 
     async def proxy(request: Request) -> Response:
         method, path = request.method, request.url.path

@@ -107,6 +107,27 @@ class JobStore(Protocol):
         before `queued_before`: the sweep re-requests these."""
         ...
 
+    async def delete(self, job_id: str) -> Job:
+        """Delete a finished job (its index entries and lease too) and return it as it was.
+        `ConflictError` `job_not_finished` for a queued or running job, `NotFoundError` for
+        an unknown one."""
+        ...
+
+    async def expire_video(self, job_id: str) -> Job:
+        """Mark the job's video expired (`Job.video_expired`): the job no longer holds it."""
+        ...
+
+    async def videos_finished_before(
+        self, finished_before: float, *, limit: int = 100
+    ) -> builtins.list[Job]:
+        """Jobs holding a video (`Job.held_video_key`) that finished before
+        `finished_before`, oldest first: the retention sweep expires these."""
+        ...
+
+    async def count_video_holders(self, key: str) -> int:
+        """How many jobs hold the video under `key` (content-addressed: several may)."""
+        ...
+
     async def record_sweep(self, job_id: str) -> Job:
         """Count one re-request by the sweep and return the job."""
         ...

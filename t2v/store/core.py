@@ -86,6 +86,20 @@ class JobStoreBackend(Protocol):
         """Store `lease` if the job's stored lease still equals `expected`."""
         ...
 
+    async def delete_job(self, job: Job) -> bool:
+        """Delete the job with its index entries and lease, in one transaction, if the
+        stored job still equals `job`. False, with nothing deleted, when it has changed."""
+        ...
+
+    async def finished_videos(self, *, finished_before: float, limit: int) -> list[str]:
+        """Ids of jobs holding a video (`Job.held_video_key`) that finished before
+        `finished_before`, oldest first."""
+        ...
+
+    async def count_video_holders(self, key: str) -> int:
+        """How many jobs hold the video stored under `key`."""
+        ...
+
     async def newest(
         self,
         *,
@@ -135,6 +149,11 @@ def _key_reused() -> IdempotencyConflictError:
 
 def _not_found(job_id: str) -> NotFoundError:
     return NotFoundError(f"job {job_id} not found")
+
+
+def video_finished_at(job: Job) -> float:
+    """When the job's video was made: what retention counts from (backends index it)."""
+    return job.finished_at if job.finished_at is not None else job.created_at
 
 
 def _is_live(lease: Lease | None, now: float) -> bool:
@@ -257,6 +276,34 @@ class JobStoreCore:
         job = await self.get(job_id)
         return job is not None and (job.cancel_requested or job.status == JobStatus.CANCELED)
 
+    async def delete(self, job_id: str) -> Job:
+        """Delete a finished job; a queued or running one is refused (`job_not_finished`):
+        cancel it first. Returns the job as it was."""
+        async for _ in _rounds():
+            job = await self._backend.read_job(job_id)
+            if job is None:
+                raise _not_found(job_id)
+            if not job.status.terminal:
+                raise ConflictError(
+                    f"job {job_id} is {job.status.value}: cancel it before deleting it",
+                    code="job_not_finished",
+                )
+            if await self._backend.delete_job(job):
+                return job
+        raise _too_contended()
+
+    async def expire_video(self, job_id: str) -> Job:
+        """Mark the job's video expired, so that it no longer holds it (`video_expired`)."""
+        job, _ = await self._update(
+            job_id,
+            lambda job: (
+                dataclasses.replace(job, video_expired=True)
+                if job.held_video_key is not None
+                else None
+            ),
+        )
+        return job
+
     async def record_sweep(self, job_id: str) -> Job:
         job, _ = await self._update(
             job_id, lambda job: dataclasses.replace(job, sweeps=job.sweeps + 1)
@@ -357,6 +404,15 @@ class JobStoreCore:
                 break
             offset += batch
         return found[:limit]
+
+    async def videos_finished_before(
+        self, finished_before: float, *, limit: int = 100
+    ) -> builtins.list[Job]:
+        ids = await self._backend.finished_videos(finished_before=finished_before, limit=limit)
+        return [job for job in await self._backend.read_jobs(ids) if job.held_video_key]
+
+    async def count_video_holders(self, key: str) -> int:
+        return await self._backend.count_video_holders(key)
 
     async def queue_position(self, job: Job) -> int | None:
         if job.status != JobStatus.QUEUED:

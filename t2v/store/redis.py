@@ -20,6 +20,8 @@ transactions stay legal there:
 - `{p}:idx:all`, `{p}:idx:status:<status>`, `{p}:idx:tenant:<tenant>`,
   `{p}:idx:tenant-status:<status>:<tenant>`: sorted sets of job ids scored by `created_at`
   (ties ordered by id, as SQLite orders them)
+- `{p}:idx:videos`: sorted set of the ids of jobs holding a video, scored by `finished_at`
+- `{p}:video-holders:<artifact key>`: set of the ids of the jobs holding that video
 - `{p}:lease:<id>`: hash of worker_id, attempt, expires_at
 - `{p}:idem:<len(tenant)>:<tenant>:<key>`: the idempotency record, expiring with its TTL
 """
@@ -45,7 +47,7 @@ from t2v.errors import UnavailableError
 from t2v.jobs import Job, JobStatus, decode_job, encode_job
 from t2v.store import DEFAULT_REDIS_MAX_CONNECTIONS
 from t2v.store.base import Lease
-from t2v.store.core import ClaimWrite, IdempotencyRecord, JobStoreCore
+from t2v.store.core import ClaimWrite, IdempotencyRecord, JobStoreCore, video_finished_at
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -141,6 +143,9 @@ class RedisBackend:
     def _claim_key(self, tenant: str, key: str) -> str:
         return f"{self._p}:idem:{len(tenant)}:{tenant}:{key}"
 
+    def _holders_key(self, video_key: str) -> str:
+        return f"{self._p}:video-holders:{video_key}"
+
     def _index_key(self, tenant: str | None, status: JobStatus | None) -> str:
         if tenant is None:
             return f"{self._p}:idx:all" if status is None else f"{self._p}:idx:status:{status}"
@@ -231,17 +236,50 @@ class RedisBackend:
 
         return await self._compare_and_set(keys, write)
 
-    def _queue_index_changes(self, pipe: Pipeline, old: Job | None, new: Job) -> None:
-        member = {new.id: new.created_at}
-        if old is None:
-            pipe.zadd(self._index_key(None, None), member)
-            pipe.zadd(self._index_key(new.tenant, None), member)
-        elif old.status != new.status:
-            pipe.zrem(self._index_key(None, old.status), new.id)
-            pipe.zrem(self._index_key(old.tenant, old.status), new.id)
-        if old is None or old.status != new.status:
-            pipe.zadd(self._index_key(None, new.status), member)
-            pipe.zadd(self._index_key(new.tenant, new.status), member)
+    def _queue_index_changes(self, pipe: Pipeline, old: Job | None, new: Job | None) -> None:
+        """The index writes that take the stored `old` to `new` (None: absent)."""
+        job = new or old
+        if job is None:
+            return
+        member = {job.id: job.created_at}
+        for index in (self._index_key(None, None), self._index_key(job.tenant, None)):
+            if old is None:
+                pipe.zadd(index, member)
+            elif new is None:
+                pipe.zrem(index, job.id)
+        old_status = old.status if old is not None else None
+        new_status = new.status if new is not None else None
+        if old_status != new_status:
+            if old_status is not None:
+                pipe.zrem(self._index_key(None, old_status), job.id)
+                pipe.zrem(self._index_key(job.tenant, old_status), job.id)
+            if new_status is not None:
+                pipe.zadd(self._index_key(None, new_status), member)
+                pipe.zadd(self._index_key(job.tenant, new_status), member)
+        old_video = old.held_video_key if old is not None else None
+        new_video = new.held_video_key if new is not None else None
+        if old_video != new_video:
+            videos = f"{self._p}:idx:videos"
+            if old_video is not None:
+                pipe.srem(self._holders_key(old_video), job.id)
+                pipe.zrem(videos, job.id)
+            if new is not None and new_video is not None:
+                pipe.sadd(self._holders_key(new_video), job.id)
+                pipe.zadd(videos, {job.id: video_finished_at(new)})
+
+    @_unavailable_on_connection_loss
+    async def delete_job(self, job: Job) -> bool:
+        key = self._job_key(job.id)
+
+        async def delete(pipe: Pipeline) -> bool:
+            if _job(await pipe.get(key)) != job:
+                return False
+            _begin_writes(pipe)
+            pipe.delete(key, self._lease_key(job.id))
+            self._queue_index_changes(pipe, job, None)
+            return True
+
+        return await self._compare_and_set([key], delete)
 
     @_unavailable_on_connection_loss
     async def put_lease(self, lease: Lease, *, expected: Lease | None) -> bool:
@@ -310,6 +348,17 @@ class RedisBackend:
                 pipe.zcard(self._index_key(tenant, status))
             counts = await pipe.execute()
         return sum(int(n) for n in counts)
+
+    @_unavailable_on_connection_loss
+    async def finished_videos(self, *, finished_before: float, limit: int) -> list[str]:
+        reply = await self._redis.zrange(f"{self._p}:idx:videos", "-inf",
+                                         f"({finished_before!r}", byscore=True, offset=0,
+                                         num=limit)  # fmt: skip
+        return _members(reply)
+
+    @_unavailable_on_connection_loss
+    async def count_video_holders(self, key: str) -> int:
+        return int(await self._redis.scard(self._holders_key(key)))
 
     @_unavailable_on_connection_loss
     async def ping(self) -> None:

@@ -20,7 +20,7 @@ from typing import TypeVar
 from t2v.errors import UnavailableError
 from t2v.jobs import Job, JobStatus, decode_job, encode_job
 from t2v.store.base import Lease
-from t2v.store.core import ClaimWrite, IdempotencyRecord, JobStoreCore
+from t2v.store.core import ClaimWrite, IdempotencyRecord, JobStoreCore, video_finished_at
 
 T = TypeVar("T")
 # Queue positions past this are reported as this (a lower bound): see count_queued_before.
@@ -46,6 +46,15 @@ CREATE TABLE IF NOT EXISTS idempotency (
     expires_at REAL NOT NULL,
     PRIMARY KEY (tenant, key)
 );
+-- The jobs holding a video (Job.held_video_key): a table of its own, so that a database
+-- made before it needs no migration.
+CREATE TABLE IF NOT EXISTS videos (
+    job_id TEXT PRIMARY KEY,
+    video_key TEXT NOT NULL,
+    finished_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS videos_by_key ON videos (video_key);
+CREATE INDEX IF NOT EXISTS videos_by_time ON videos (finished_at, job_id);
 CREATE TABLE IF NOT EXISTS leases (
     job_id TEXT PRIMARY KEY,
     worker_id TEXT NOT NULL,
@@ -81,6 +90,17 @@ def _load_claim(conn: sqlite3.Connection, tenant: str, key: str) -> IdempotencyR
         (tenant, key),
     ).fetchone()
     return IdempotencyRecord(row[0], row[1], float(row[2])) if row else None
+
+
+def _index_video(conn: sqlite3.Connection, job: Job) -> None:
+    key = job.held_video_key
+    if key is None:
+        conn.execute("DELETE FROM videos WHERE job_id = ?", (job.id,))
+    else:
+        conn.execute(
+            "INSERT OR REPLACE INTO videos (job_id, video_key, finished_at) VALUES (?, ?, ?)",
+            (job.id, key, video_finished_at(job)),
+        )
 
 
 def _in_transaction(conn: sqlite3.Connection, change: Callable[[], bool]) -> bool:
@@ -214,9 +234,20 @@ class SqliteBackend:
             )
             if drop_lease:
                 conn.execute("DELETE FROM leases WHERE job_id = ?", (job.id,))
+            _index_video(conn, job)
             return True
 
         return await self._run(lambda conn: _in_transaction(conn, lambda: write(conn)))
+
+    async def delete_job(self, job: Job) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            if _load_job(conn, job.id) != job:
+                return False
+            for table, column in (("jobs", "id"), ("leases", "job_id"), ("videos", "job_id")):
+                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (job.id,))
+            return True
+
+        return await self._run(lambda conn: _in_transaction(conn, lambda: delete(conn)))
 
     async def put_lease(self, lease: Lease, *, expected: Lease | None) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
@@ -283,6 +314,17 @@ class SqliteBackend:
             query += " AND tenant = ?"
             args.append(tenant)
         return await self._run(lambda conn: int(conn.execute(query, args).fetchone()[0]))
+
+    async def finished_videos(self, *, finished_before: float, limit: int) -> list[str]:
+        query = (
+            "SELECT job_id FROM videos WHERE finished_at < ? ORDER BY finished_at, job_id LIMIT ?"
+        )
+        args = (finished_before, limit)
+        return await self._run(lambda conn: [row[0] for row in conn.execute(query, args)])
+
+    async def count_video_holders(self, key: str) -> int:
+        query = "SELECT COUNT(*) FROM videos WHERE video_key = ?"
+        return await self._run(lambda conn: int(conn.execute(query, (key,)).fetchone()[0]))
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())

@@ -124,7 +124,12 @@ def test_api_route_sends_writes_to_submit_and_reads_to_status(
         for match in rule["matches"]:
             assert match["path"]["value"] == "/v1/jobs"
             backends[match["method"]] = rule["backendRefs"][0]["name"]
-    assert backends == {"POST": "t2v-submit", "GET": "t2v-status", "HEAD": "t2v-status"}
+    assert backends == {
+        "POST": "t2v-submit",
+        "DELETE": "t2v-submit",
+        "GET": "t2v-status",
+        "HEAD": "t2v-status",
+    }
 
 
 @pytest.mark.parametrize(("patch_file", "knative_file"), sorted(CONFIG_PATCHES.items()))

@@ -35,7 +35,9 @@ def test_public_routes_are_what_submit_and_status_serve(monkeypatch: pytest.Monk
     for name in ("submit", "status"):
         router: Router = _function(name, monkeypatch).router
         for template, methods in router.methods_by_template().items():
-            if template == "/" or template.startswith(("/v1/", "/web/")):
+            if template in ("/", "/openapi.json", "/docs") or template.startswith(
+                ("/v1/", "/web/", "/docs/")
+            ):
                 served.setdefault(template, set()).update(methods)
     assert served == {template: set(methods) for template, methods in PUBLIC_ROUTES.items()}
 
@@ -45,12 +47,14 @@ def test_public_routes_are_what_submit_and_status_serve(monkeypatch: pytest.Monk
     [
         ("DELETE", "/v1/jobs", "GET, HEAD, POST"),
         ("PUT", "/v1/jobs/", "GET, HEAD, POST"),
-        ("POST", "/v1/jobs/job_1", "GET, HEAD"),
-        ("DELETE", "/v1/jobs/job_1", "GET, HEAD"),
+        ("POST", "/v1/jobs/job_1", "DELETE, GET, HEAD"),
+        ("PUT", "/v1/jobs/job_1", "DELETE, GET, HEAD"),
         ("GET", "/v1/jobs/job_1/cancel", "POST"),
         ("PATCH", "/v1/jobs/job_1/video", "GET, HEAD"),
         ("POST", "/", "GET, HEAD"),
         ("OPTIONS", "/web/app.js", "GET, HEAD"),
+        ("POST", "/openapi.json", "GET, HEAD"),
+        ("DELETE", "/docs/swagger-ui.css", "GET, HEAD"),
     ],
 )
 def test_unserved_methods_are_405_with_allow(method: str, path: str, allow: str) -> None:

@@ -4,9 +4,6 @@ Chromium against the real local platform (`page_flow.mjs`)."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +12,9 @@ from types import ModuleType
 import pytest
 
 from t2v.local.gateway import route_for
+from tests.chromium import run_page_script
 from tests.e2e.harness import REPO_ROOT, Platform
 
-CHROMIUM = Path(os.environ.get("T2V_CHROMIUM", "/usr/bin/chromium"))
-PLAYWRIGHT = REPO_ROOT / "node_modules" / "playwright-core"
 PAGE_FLOW = Path(__file__).with_name("page_flow.mjs")
 CONTENT_TYPES = {
     "/": "text/html; charset=utf-8",
@@ -129,24 +125,7 @@ def test_only_the_page_files_are_served(platform: Platform, path: str) -> None:
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_the_page_in_chromium(platform: Platform, tmp_path: Path) -> None:
-    # Missing tools fail the test: a browser test that silently skips checks nothing.
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is missing: apt-get install nodejs npm")
-    if not PLAYWRIGHT.is_dir():
-        pytest.fail("node_modules is missing: PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci")
-    env = {**os.environ, "T2V_CHROMIUM": str(CHROMIUM), "HOME": str(tmp_path)}
-    result = subprocess.run(
-        [node, str(PAGE_FLOW), platform.url],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    result = run_page_script(PAGE_FLOW, platform.url, tmp_path)
     assert result.returncode == 0, (
         f"{result.stdout}\n{result.stderr}\nplatform log: {platform.data_dir / 'platform.log'}"
     )
