@@ -67,20 +67,3 @@ def _update(
             ),
         )
     return JobUpdate(job_id, status, at=now)
-
-
-def dead_letter_update(event: CloudEvent, job_id: str, *, now: float) -> JobUpdate:
-    """A dead-lettered job.requested fails its job, keeping Knative's error attributes."""
-    details = {
-        name: str(event.get(name))
-        for name in ("knativeerrordest", "knativeerrorcode", "knativeerrordata")
-        if event.get(name) is not None
-    }
-    code = details.get("knativeerrorcode", "none")
-    error = JobError(
-        "delivery_failed",
-        f"the broker could not deliver the job to a worker (last response: {code})",
-        retryable=True,
-        details=details,
-    )
-    return JobUpdate(job_id, JobStatus.FAILED, at=now, error=error)
