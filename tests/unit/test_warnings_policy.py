@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PROBES = '''
+PROBES = """
 import socket
 import threading
 
@@ -32,16 +32,18 @@ def test_a_clean_thread() -> None:
     thread = threading.Thread(target=lambda: None)
     thread.start()
     thread.join()
-'''
+"""
 
 
 def run_probe(tmp_path: Path, name: str) -> subprocess.CompletedProcess[str]:
     probe = tmp_path / "test_probe.py"
     probe.write_text(PROBES)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        + ["-c", str(REPO_ROOT / "pyproject.toml"), "--rootdir", str(tmp_path)]
-        + [f"{probe}::{name}"],
+        [
+            *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+            *("-c", str(REPO_ROOT / "pyproject.toml"), "--rootdir", str(tmp_path)),
+            f"{probe}::{name}",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
