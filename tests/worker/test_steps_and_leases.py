@@ -25,7 +25,7 @@ WAIT_S = 30.0
 def hooked(before_step: Callable[[int], None]) -> Callable[..., Any]:
     """`runner.generate` with `before_step(i)` called in the step hook after diffusers ran
     step i and before the supervised hook (progress, cancel check) sees it."""
-    generate = runner.generate
+    from t2v.model.pipeline import generate
 
     def wrapped(model: Any, params: Any, step_hook: Any) -> Any:
         def hook(pipe: Any, i: int, t: Any, kwargs: dict[str, object]) -> Any:
