@@ -202,6 +202,10 @@ class TestTenants:
         assert cancel.status_code == 404
         listing = (await functions.status.get("/v1/jobs", headers=bearer(ACME))).json()
         assert [job["id"] for job in listing["data"]] == [mine["id"]]
+        mine_to_them = await functions.status.get(
+            f"/v1/jobs/{mine['id']}", headers=bearer(ACME_LABS)
+        )
+        assert mine_to_them.status_code == 404
         seen = await functions.status.get(f"/v1/jobs/{theirs['id']}", headers=bearer(ACME_LABS))
         assert seen.status_code == 200
         everyone = (await functions.status.get("/v1/jobs", headers=bearer(ADMIN))).json()
