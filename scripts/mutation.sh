@@ -22,9 +22,9 @@ CHILDREN="${MUTATION_CHILDREN:-2}"
 
 # module -> "what to mutate (mutmut globs)|the tests that cover it"
 declare -A MODULES=(
-  [jobs]="t2v/jobs.py|tests/test_jobs.py tests/unit/test_job_rules.py"
-  [contract]="t2v/contract.py|tests/unit/test_request_rules.py tests/inprocess/test_submit.py"
-  [auth]="t2v/auth.py|tests/test_auth.py tests/unit/test_request_rules.py"
+  [jobs]="t2v/jobs.py|tests/test_jobs.py tests/unit/test_job_rules.py tests/unit/test_auth_rules.py"
+  [contract]="t2v/contract.py|tests/unit/test_request_rules.py tests/unit/test_auth_rules.py"
+  [auth]="t2v/auth.py|tests/test_auth.py tests/unit/test_request_rules.py tests/unit/test_auth_rules.py"
   [recovery]="t2v/recovery.py|tests/unit/test_recovery.py"
   [store]="t2v/store/core.py|tests/unit/test_store_core.py tests/contracts/test_job_store.py"
   [worker]="t2v/worker/*|tests/worker"
