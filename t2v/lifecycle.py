@@ -131,20 +131,3 @@ async def _video_is_stored(artifacts: ArtifactStore, video: VideoInfo) -> bool:
         return False
     data = await artifacts.read(video.key)
     return await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest()) == video.sha256
-
-
-def dead_letter_update(event: CloudEvent, job_id: str, *, now: float) -> JobUpdate:
-    """A dead-lettered job.requested fails its job, keeping Knative's error attributes."""
-    details = {
-        name: str(event.get(name))
-        for name in ("knativeerrordest", "knativeerrorcode", "knativeerrordata")
-        if event.get(name) is not None
-    }
-    code = details.get("knativeerrorcode", "none")
-    error = JobError(
-        "delivery_failed",
-        f"the broker could not deliver the job to a worker (last response: {code})",
-        retryable=True,
-        details=details,
-    )
-    return JobUpdate(job_id, JobStatus.FAILED, at=now, error=error)

@@ -8,7 +8,7 @@ from cloudevents.http import CloudEvent
 from t2v import events
 from t2v.errors import MalformedEventError
 from t2v.jobs import JobStatus
-from t2v.lifecycle import dead_letter_update, lifecycle_update, progress_data, started_data
+from t2v.lifecycle import lifecycle_update, progress_data, started_data
 
 VIDEO = {
     "key": "videos/a.mp4",
@@ -71,15 +71,3 @@ def test_data_that_breaks_the_schema_is_refused(event_type: str, data: dict[str,
 def test_status_refuses_other_types() -> None:
     with pytest.raises(MalformedEventError):
         lifecycle_update(event(events.JOB_SUBMIT, {"prompt": "x"}), now=1.0)
-
-
-def test_dead_letter_keeps_knative_attributes() -> None:
-    dead = event(events.JOB_REQUESTED, {"job_id": "job_1", "tenant": "t", "params": {}})
-    dead["knativeerrorcode"] = "503"
-    dead["knativeerrordest"] = "http://infer/events"
-    dead["knativeerrordata"] = "R1BVIG9uIGZpcmU="
-    update = dead_letter_update(dead, "job_1", now=9.0)
-    assert update.status == JobStatus.FAILED
-    assert update.error is not None and update.error.code == "delivery_failed"
-    assert update.error.details["knativeerrorcode"] == "503"
-    assert "503" in update.error.message

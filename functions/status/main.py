@@ -19,13 +19,13 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from t2v import events, openapi, prefer
+from t2v import events, openapi, prefer, recovery
 from t2v.artifacts.filesystem import FilesystemArtifactStore
 from t2v.errors import ConflictError, GoneError, InvalidRequestError, NotFoundError
 from t2v.event_auth import event_sender
 from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobStatus
-from t2v.lifecycle import apply_lifecycle_event, dead_letter_update
+from t2v.lifecycle import apply_lifecycle_event
 from t2v.metrics import instrumented, metrics
 from t2v.resources import json_body, json_response, resource_for
 from t2v.runtime import Lazy, Runtime, lazy_runtime
@@ -153,10 +153,12 @@ async def receive_event(request: Request) -> Response:
 
 
 async def receive_dead_letter(request: Request) -> Response:
+    """Count and log a dead letter, and carry out `t2v.recovery.dead_letter_decision`."""
     rt = await runtime.get()
     body = await request.body()
     event = events.parse_event(request.headers, body)
     event_sender(request.headers, body, event)  # the broker's, with the original sender
+    attributes = event.get_attributes()
     metrics().dead_letters.labels(event["type"]).inc()
     log.warning(
         "dead letter: %s %s (dest=%s code=%s)",
@@ -165,23 +167,16 @@ async def receive_dead_letter(request: Request) -> Response:
         event.get("knativeerrordest"),
         event.get("knativeerrorcode"),
     )
-    if event["type"] != events.JOB_REQUESTED or not event.get("subject"):
+    job_id = recovery.dead_letter_target(event["type"], event.get("subject"))
+    if job_id is None:
         return JSONResponse({"applied": False, "reason": "nothing to update"})
-    job_id = str(event["subject"])
-    job = await rt.store.get(job_id)
-    if job is None:
-        return JSONResponse({"applied": False, "reason": "unknown job"})
-    lease = await rt.store.lease_of(job_id)
+    job, lease = await rt.store.get(job_id), await rt.store.lease_of(job_id)
     now = time.time()
-    if lease is not None and lease.expires_at > now:
-        # Another delivery of this job is being worked on: only the duplicate died.
-        return JSONResponse({"applied": False, "reason": "job is running"})
-    if job.status == JobStatus.RUNNING and job.sweeps < rt.settings.max_attempts:
-        # A worker took the job and was lost: the sweep re-requests it, a bounded number of
-        # times, and fails it with worker_lost after that.
-        return JSONResponse({"applied": False, "reason": "left to the sweep"})
+    decision = recovery.dead_letter_decision(job, lease, attributes, now=now, settings=rt.settings)
+    if decision.update is None:
+        return JSONResponse({"applied": False, "reason": decision.reason})
     try:
-        result = await rt.store.apply(dead_letter_update(event, job_id, now=now))
+        result = await rt.store.apply(decision.update)
     except NotFoundError:
         return JSONResponse({"applied": False, "reason": "unknown job"})
     _count_finished(result.job, applied=result.applied)

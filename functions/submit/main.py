@@ -14,7 +14,7 @@ from cloudevents.http import CloudEvent
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from t2v import events, prefer, retention
+from t2v import events, prefer, recovery, retention
 from t2v.auth import Principal
 from t2v.contract import admit, check_idempotency_key, normalize, request_hash
 from t2v.errors import (
@@ -25,7 +25,7 @@ from t2v.errors import (
 )
 from t2v.event_auth import event_sender
 from t2v.http import Router, base_url, health, metrics_endpoint
-from t2v.jobs import Job, JobError, JobStatus, JobUpdate, is_committed, new_job_id
+from t2v.jobs import Job, JobStatus, is_committed, new_job_id
 from t2v.metrics import instrumented
 from t2v.ratelimit import SubmitLimiter
 from t2v.resources import json_response, resource_for
@@ -169,18 +169,8 @@ def _event_body(event: CloudEvent) -> bytes:
     raise MalformedEventError("job.submit data must be a JSON object")
 
 
-def _due_for_rerequest(job: Job, now: float, queued_stale_s: float) -> bool:
-    """A queued job may simply be waiting its turn in the broker: ask again only after
-    exponentially longer waits, so a long queue is not flooded with duplicates."""
-    if job.status != JobStatus.QUEUED:
-        return True
-    return now - job.created_at >= queued_stale_s * (1 << job.sweeps)
-
-
 async def sweep(request: Request) -> Response:
-    """Re-request jobs no live worker holds: running jobs whose lease expired (at most
-    `T2V_MAX_ATTEMPTS` times, then they fail with `worker_lost`), and queued jobs whose
-    request the broker may have lost (never failed here: they stay cancelable)."""
+    """Carry out `t2v.recovery.sweep_action` for each job no live worker holds."""
     rt = await runtime.get()
     body = await request.body()
     tick = events.parse_event(request.headers, body)
@@ -188,27 +178,20 @@ async def sweep(request: Request) -> Response:
     if tick["type"] != events.PING:
         raise MalformedEventError(f"the sweep does not take {tick['type']} events")
     now = time.time()
-    stale_s = rt.settings.queued_stale_s
-    stale = await rt.store.stale_jobs(now=now, queued_before=now - stale_s)
+    cutoff = recovery.queued_cutoff(now, rt.settings)
+    stale = await rt.store.stale_jobs(now=now, queued_before=cutoff)
     requested = failed = 0
     for job in stale:
-        if not _due_for_rerequest(job, now, stale_s):
-            continue
-        if job.status == JobStatus.RUNNING and job.sweeps >= rt.settings.max_attempts:
-            error = JobError(
-                "worker_lost",
-                f"no worker finished the job after {job.sweeps} re-requests",
-                retryable=True,
-            )
-            result = await rt.store.apply(JobUpdate(job.id, JobStatus.FAILED, at=now, error=error))
-            if result.applied:
+        action = recovery.sweep_action(job, now=now, settings=rt.settings)
+        if action == recovery.SweepAction.FAIL:
+            result = await rt.store.apply(recovery.worker_lost(job, now=now))
+            if result.applied and result.job.error is not None:
                 failed += 1
-                data = {"job_id": job.id, "error": error.summary()}
+                data = {"job_id": job.id, "error": result.job.error.summary()}
                 await rt.sink.send(rt.event(events.JOB_FAILED, job.id, data))
-            continue
-        job = await rt.store.record_sweep(job.id)
-        await _request_generation(rt, job)
-        requested += 1
+        elif action == recovery.SweepAction.REREQUEST:
+            await _request_generation(rt, await rt.store.record_sweep(job.id))
+            requested += 1
     if stale:
         log.info("sweep: re-requested %d, failed %d", requested, failed)
     await retention.expire_videos(rt, now=now)

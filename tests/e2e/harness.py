@@ -58,15 +58,16 @@ class Platform:
     def start(self, timeout_s: float = 240.0) -> Platform:
         state = self.data_dir / "local.json"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.data_dir / "platform.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "t2v", "local"],
-            cwd=REPO_ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child keeps its own descriptor of the log: ours is closed once it has started.
+        with (self.data_dir / "platform.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "t2v", "local"],
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout_s
         while not state.exists():
             if self.process.poll() is not None:

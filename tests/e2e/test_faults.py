@@ -58,6 +58,18 @@ def _count(platform: Platform, event_type: str, job_id: str) -> int:
     )
 
 
+def _delivered(platform: Platform, event_id: str, trigger: str) -> int:
+    """How many times the broker delivered the event through `trigger` and had it answered."""
+    return sum(
+        1
+        for e in platform.events()
+        if e["kind"] == "delivery"
+        and e["id"] == event_id
+        and e["trigger"] == trigger
+        and e["outcome"] == "delivered"
+    )
+
+
 def _requested_event(job: dict[str, Any]) -> CloudEvent:
     data = {"job_id": job["id"], "tenant": "local", "params": job["params"]}
     return CloudEvent(
@@ -203,7 +215,12 @@ def test_same_request_delivered_twice_generates_once(
     assert platform.publish(duplicate).status_code == 202  # while it runs
     done = platform.wait_terminal(job["id"], timeout_s=120)
     assert platform.publish(duplicate).status_code == 202  # after it finished
-    time.sleep(1.0)
+    # Both copies answered by infer (the broker logs each delivery's outcome), not a sleep.
+    platform.wait_for(
+        job["id"],
+        lambda answered: answered["count"] == 2,
+        fetch=lambda: {"count": _delivered(platform, duplicate["id"], "t2v-infer-job")},
+    )
     assert done["status"] == "succeeded"
     assert platform.infer_stats()["generations"] == 1
     assert _count(platform, "dev.t2v.job.succeeded", job["id"]) == 1

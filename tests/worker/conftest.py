@@ -81,7 +81,15 @@ class Worker:
 
 
 @pytest.fixture
-async def worker(tmp_path: Path, tiny_model_dir: Path) -> AsyncIterator[Worker]:
+def worker_env() -> dict[str, str]:
+    """Settings a test module overrides (leases, heartbeats)."""
+    return {}
+
+
+@pytest.fixture
+async def worker(
+    tmp_path: Path, tiny_model_dir: Path, worker_env: dict[str, str]
+) -> AsyncIterator[Worker]:
     settings = Settings.from_env(
         {
             "T2V_DATA_DIR": str(tmp_path),
@@ -89,6 +97,7 @@ async def worker(tmp_path: Path, tiny_model_dir: Path) -> AsyncIterator[Worker]:
             "T2V_DEVICE": "cpu",
             "T2V_WARMUP": "0",
             "T2V_PROGRESS_INTERVAL_S": "0",
+            **worker_env,
         }
     )
     store = open_job_store(settings.store_url)
