@@ -3,37 +3,18 @@ table of public routes is the functions' own."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 from starlette.testclient import TestClient
 
 from t2v.http import Router
 from t2v.local.gateway import PUBLIC_ROUTES, create_gateway_app
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _function(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """functions/<name>/main.py loaded by path, as its container loads it."""
-    module_name = f"gateway_check_{name}"
-    spec = importlib.util.spec_from_file_location(
-        module_name, REPO_ROOT / "functions" / name / "main.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, module_name, module)  # dataclasses look it up there
-    spec.loader.exec_module(module)
-    return module
+from tests.function_modules import load_function
 
 
 def test_public_routes_are_what_submit_and_status_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     served: dict[str, set[str]] = {}
     for name in ("submit", "status"):
-        router: Router = _function(name, monkeypatch).router
+        router: Router = load_function(name, monkeypatch).router
         for template, methods in router.methods_by_template().items():
             if template == "/" or template.startswith(("/v1/", "/web/")):
                 served.setdefault(template, set()).update(methods)
