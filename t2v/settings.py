@@ -143,6 +143,7 @@ class Settings:
     infer_workers: int
     acceleration: AccelerationConfig
     warmup: bool
+    share_video_cache: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -185,4 +186,7 @@ class Settings:
             acceleration=_acceleration(env),
             # One short generation before infer reports ready, so no job pays for warm-up.
             warmup=_flag(env, "T2V_WARMUP", True),
+            # Off: a cached video is reused only for its own tenant, so no tenant learns that
+            # another asked for the same prompt and seed (docs/architecture.md).
+            share_video_cache=_flag(env, "T2V_SHARE_VIDEO_CACHE", False),
         )

@@ -40,7 +40,7 @@ def _match(match: Manifest, method: str, path: str) -> bool:
     if match.get("method", method) != method:
         return False
     rule = match.get("path", {"type": "PathPrefix", "value": "/"})
-    value = rule["value"]
+    value = str(rule["value"])
     kind = rule.get("type", "PathPrefix")
     if kind == "Exact":
         return path == value
