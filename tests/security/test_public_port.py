@@ -47,6 +47,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
         running.stop()
 
 
+def address(base: str) -> tuple[str, int]:
+    url = urlsplit(base)
+    assert url.hostname is not None and url.port is not None, base
+    return url.hostname, url.port
+
+
 def raw(
     base: str,
     method: str,
@@ -55,8 +61,8 @@ def raw(
     body: bytes = b"",
 ) -> tuple[int, dict[str, str], bytes]:
     """One request with the path and header bytes exactly as given."""
-    url = urlsplit(base)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    host, port = address(base)
+    conn = http.client.HTTPConnection(host, port, timeout=30)
     try:
         items = list(headers.items() if isinstance(headers, Mapping) else headers)
         own_host = any(name.lower() == "host" for name, _ in items)
@@ -151,8 +157,8 @@ def test_duplicate_authorization_headers_are_refused(platform: Platform) -> None
 
 def _declared_but_unsent(base: str, path: str, length: int) -> tuple[int, dict[str, Any]]:
     """Headers that promise ``length`` bytes, and none of them: the answer must not wait."""
-    url = urlsplit(base)
-    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+    host, port = address(base)
+    with socket.create_connection((host, port), timeout=10) as sock:
         head = (
             f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"Authorization: Bearer {KEYS['alice']}\r\nContent-Length: {length}\r\n\r\n"
@@ -164,8 +170,8 @@ def _declared_but_unsent(base: str, path: str, length: int) -> tuple[int, dict[s
 
 
 def _chunked(base: str, path: str, total: int) -> tuple[int, dict[str, Any]]:
-    url = urlsplit(base)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    host, port = address(base)
+    conn = http.client.HTTPConnection(host, port, timeout=30)
     chunk = b"x" * 8192
     try:
         conn.putrequest("POST", path)
@@ -204,9 +210,9 @@ def test_bodies_past_the_limit_are_413_before_they_are_read(
 
 def test_clients_dropping_mid_body_leave_no_tracebacks(platform: Platform) -> None:
     for base in (platform.url, platform.function_url("submit")):
-        url = urlsplit(base)
+        host, port = address(base)
         for _ in range(50):
-            with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+            with socket.create_connection((host, port), timeout=10) as sock:
                 sock.sendall(
                     b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     + f"Authorization: Bearer {KEYS['alice']}\r\n".encode()
