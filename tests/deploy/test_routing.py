@@ -140,3 +140,17 @@ def test_services_have_no_public_route_of_their_own(
         for name, service in semantics.knative_services(objects).items():
             labels = service["metadata"].get("labels", {})
             assert labels.get("networking.knative.dev/visibility") == "cluster-local", name
+
+
+def test_every_rule_bounds_the_whole_request(
+    routes: list[Manifest], built_overlays: dict[str, list[Manifest]]
+) -> None:
+    # Slow headers and stalled bodies are cut off at the Gateway, no later than the Service
+    # behind the rule would give up itself.
+    services = semantics.knative_services(built_overlays["prod"])
+    for route in routes:
+        for rule in route["spec"]["rules"]:
+            timeout = rule["timeouts"]["request"]
+            assert timeout.endswith("s") and timeout[:-1].isdigit(), timeout
+            service = services[rule["backendRefs"][0]["name"]]
+            assert int(timeout[:-1]) <= service["spec"]["template"]["spec"]["timeoutSeconds"]
