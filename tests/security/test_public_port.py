@@ -17,6 +17,8 @@ import pytest
 
 from t2v.auth import hash_key
 from t2v.http import MAX_BODY_BYTES
+from t2v.settings import Settings
+from t2v.worker.publish import video_key
 from tests.e2e.harness import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -253,3 +255,34 @@ def test_start_up_line_says_keys_are_checked(platform: Platform) -> None:
     text = (platform.data_dir / "platform.log").read_text()
     assert "no API keys are checked" not in text
     assert "API keys are checked" in text
+
+
+def _finished(platform: Platform, who: str, body: dict[str, Any]) -> dict[str, Any]:
+    created = platform.submit(body, headers=auth(who))
+    assert created.status_code == 202, created.text
+    url = f"{platform.url}/v1/jobs/{created.json()['id']}"
+    return platform.wait_for(
+        created.json()["id"],
+        lambda job: job["status"] in ("succeeded", "failed", "canceled"),
+        fetch=lambda: dict(platform.client.get(url, headers=auth(who)).json()),
+    )
+
+
+def test_the_video_cache_is_per_tenant(platform: Platform) -> None:
+    body = {"prompt": "the same prompt", "seed": 11, **SMALL}
+    assert _finished(platform, "alice", body)["status"] == "succeeded"
+    hits = platform.infer_stats()["cache_hits"]
+    # Bob asks for the same: a fresh generation, so he learns nothing of Alice's request.
+    assert _finished(platform, "bob", body)["status"] == "succeeded"
+    assert platform.infer_stats()["cache_hits"] == hits
+    # Alice again: her own cache still answers.
+    assert _finished(platform, "alice", body)["status"] == "succeeded"
+    assert platform.infer_stats()["cache_hits"] == hits + 1
+
+
+def test_a_shared_cache_is_a_setting() -> None:
+    key = "videos/" + "a" * 64 + ".mp4"
+    assert video_key(key, "alice", shared=False) == "videos/alice/" + "a" * 64 + ".mp4"
+    assert video_key(key, "alice", shared=True) == key
+    assert Settings.from_env({}).share_video_cache is False
+    assert Settings.from_env({"T2V_SHARE_VIDEO_CACHE": "true"}).share_video_cache is True
