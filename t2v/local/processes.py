@@ -135,13 +135,19 @@ async def kill_group(pgid: int, wait_s: float = GROUP_EXIT_WAIT_S) -> None:
 
 
 def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether a live process is left in the group. Zombies do not count: they hold no port,
+    and reaping one is its new parent's job (pid 1 once the leader is gone), not ours. Read
+    from /proc (the platform runs on Linux)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone while we looked
+        # The name (field 2) may hold spaces and parentheses; the fields after it do not.
+        state, _parent, group = text[text.rindex(")") + 2 :].split()[:3]
+        if state != "Z" and int(group) == pgid:
+            return True
+    return False
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
