@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from t2v.auth import KeyRegistry
 from t2v.settings import Settings, tiny_model_dir, user_data_dir
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ async def _run_local(env: Mapping[str, str]) -> int:
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()
-            _say_up(platform)
+            _say_up(platform, env)
             await stopping
         return 0
     except PlatformStartError as exc:
@@ -104,7 +105,7 @@ async def _run_local(env: Mapping[str, str]) -> int:
         await platform.stop()
 
 
-def _say_up(platform: LocalPlatform) -> None:
+def _say_up(platform: LocalPlatform, env: Mapping[str, str]) -> None:
     functions = platform.functions
     print(f"t2v is up: API {platform.gateway_url}/v1/jobs  web page {platform.gateway_url}/")
     print(f"  CloudEvents (job.submit) to the broker: {platform.broker_url}")
@@ -112,7 +113,10 @@ def _say_up(platform: LocalPlatform) -> None:
     print(f"  metrics: {metrics}")
     print(f"  data: {platform.settings.data_dir}  model: {platform.settings.model}")
     print(f"  these addresses are also in {platform.state_path}")
-    print("local mode runs open: no API keys are checked", flush=True)
+    if KeyRegistry.from_env(env).open_mode:
+        print("local mode runs open: no API keys are checked", flush=True)
+    else:
+        print("API keys are checked: send Authorization: Bearer <key>", flush=True)
 
 
 def _build_tiny(args: argparse.Namespace) -> int:

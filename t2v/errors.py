@@ -36,6 +36,11 @@ class MalformedEventError(T2VError):
     code = "malformed_event"
 
 
+class PayloadTooLargeError(T2VError):
+    http_status = 413
+    code = "payload_too_large"
+
+
 class UnsupportedMediaTypeError(T2VError):
     http_status = 415
     code = "unsupported_media_type"

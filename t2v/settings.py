@@ -152,6 +152,7 @@ class Settings:
     acceleration: AccelerationConfig
     warmup: bool
     video_retention_s: float
+    share_video_cache: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -196,4 +197,7 @@ class Settings:
             warmup=_flag(env, "T2V_WARMUP", True),
             # How long a video is kept after its job finished; the sweep then removes it.
             video_retention_s=_positive(env, "T2V_VIDEO_RETENTION_S", DEFAULT_VIDEO_RETENTION_S),
+            # Off: a cached video is reused only for its own tenant, so no tenant learns that
+            # another asked for the same prompt and seed (docs/architecture.md).
+            share_video_cache=_flag(env, "T2V_SHARE_VIDEO_CACHE", False),
         )

@@ -19,16 +19,15 @@ def _request(method: str, path: str, headers: dict[str, str] | None = None) -> R
     return Request(scope)
 
 
-def test_base_url_prefers_configuration_then_forwarded_headers_then_host() -> None:
-    plain = _request("GET", "/", {"host": "api.local:8080"})
-    assert base_url(plain, None) == "http://api.local:8080"
-    assert base_url(plain, "https://t2v.example") == "https://t2v.example"
-    proxied = _request(
+def test_base_url_is_the_configured_one_else_this_server_never_a_client_header() -> None:
+    # Links built from Host or X-Forwarded-* would point wherever a client said.
+    spoofed = _request(
         "GET",
         "/",
-        {"host": "10.0.0.5", "x-forwarded-host": "t2v.dev", "x-forwarded-proto": "https"},
+        {"host": "evil.example", "x-forwarded-host": "evil.example", "x-forwarded-proto": "ftp"},
     )
-    assert base_url(proxied, None) == "https://t2v.dev"
+    assert base_url(spoofed, "https://t2v.example") == "https://t2v.example"
+    assert base_url(spoofed, None) == "http://127.0.0.1:8080"
     assert base_url(_request("GET", "/"), None) == "http://127.0.0.1:8080"
 
 

@@ -1,18 +1,30 @@
-"""The local gateway: one host and port routing the API as the cluster's HTTPRoute does."""
+"""The local gateway: one host and port routing the API as the cluster's HTTPRoute does.
+
+It forwards only the public routes, and only paths it can forward exactly as it matched them:
+the functions' internal endpoints (event sinks, the sweep, metrics) share their ports with the
+API, so a path that a client, a proxy or the function could read differently from the gateway
+(an encoded slash or backslash, a dot segment) is refused, and what is forwarded is the path
+that was matched, byte for byte, never decoded again on the way.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from t2v.http import error_response, method_not_allowed, path_pattern
+from t2v.errors import InvalidRequestError, NotFoundError, T2VError, UnavailableError
+from t2v.http import checked_request, client_went_away, error_response, method_not_allowed
 from t2v.prefer import MAX_WAIT_S
+
+log = logging.getLogger(__name__)
 
 # The public routes and their methods, across the functions (tests/local checks this against
 # the functions' own routers): another method on one of these paths is answered 405 here,
@@ -28,75 +40,103 @@ PUBLIC_ROUTES: dict[str, tuple[str, ...]] = {
     "/docs": ("GET",),
     "/docs/{name}": ("GET",),
 }
+# A path parameter is one segment of RFC 3986 unreserved characters: the same bytes encoded
+# and decoded, so the function reads exactly the path the gateway matched. Job ids and web
+# file names are made of these; any other path is not a public one.
+_SEGMENT = "[A-Za-z0-9._~-]+"
 _PUBLIC_PATTERNS = [
-    (path_pattern(template), methods) for template, methods in PUBLIC_ROUTES.items()
+    (re.compile("^" + re.sub(r"\{\w+\}", _SEGMENT, template) + "$"), methods)
+    for template, methods in PUBLIC_ROUTES.items()
 ]
+# Encoded "/" and "\" (and a literal "\"): a segment that some reader splits and another
+# does not.
+_AMBIGUOUS_SEPARATOR = re.compile(r"%2f|%5c|\\", re.IGNORECASE)
+_DOT_SEGMENTS = {".", "..", "%2e", "%2e.", ".%2e", "%2e%2e"}
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 # Headers that belong to one hop and must not be forwarded (RFC 9110 section 7.6.1).
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
+_HOP_BY_HOP_RAW = {name.encode() for name in _HOP_BY_HOP}
 
 
-def route_for(method: str, path: str) -> str | None:
-    """Which service serves this request, exactly as `knative/httproute.yaml` routes it."""
-    if path in ("/", "/openapi.json", "/docs") or path.startswith(("/web/", "/docs/")):
-        # The web page, the API's description and its docs page are served by status.
-        return "status" if method in ("GET", "HEAD") else None
-    if not path.startswith("/v1/jobs"):
-        return None
-    if method in ("POST", "DELETE"):
-        return "submit"
-    if method in ("GET", "HEAD"):
-        return "status"
-    return None
+def public_path(raw_path: bytes) -> str:
+    """The path to match and forward: the request's own bytes, with a trailing "/" dropped.
+    Raises `InvalidRequestError` (`invalid_path`) for an encoded separator or a dot segment,
+    whatever the route: such a path means different things to different readers."""
+    path = raw_path.decode("latin-1")
+    if _AMBIGUOUS_SEPARATOR.search(path) or any(
+        segment.lower() in _DOT_SEGMENTS for segment in path.split("/")
+    ):
+        raise InvalidRequestError(
+            "the path has an encoded separator or a dot segment", code="invalid_path"
+        )
+    return path.rstrip("/") or "/"
 
 
 def allowed_methods(path: str) -> tuple[str, ...] | None:
     """The methods a public path serves, or None when it is not a public path."""
-    path = path.rstrip("/") or "/"
     for pattern, methods in _PUBLIC_PATTERNS:
         if pattern.match(path):
             return methods
     return None
 
 
+def route_for(method: str, path: str) -> str | None:
+    """Which service serves this public path, exactly as `knative/base/httproute.yaml`
+    routes it, or None when it is not a public path or not served with this method."""
+    allowed = allowed_methods(path)
+    if allowed is None:
+        return None
+    if method == "HEAD" and "GET" in allowed:
+        return "status"
+    if method not in allowed:
+        return None
+    return "submit" if method in ("POST", "DELETE") else "status"
+
+
+def _forwarded_headers(request: Request) -> list[tuple[bytes, bytes]]:
+    # The raw bytes, as the client sent them: the function judges them (a non-ASCII byte in
+    # Authorization is its 401), and nothing here decodes and re-encodes them.
+    return [(k, v) for k, v in request.scope["headers"] if k not in _HOP_BY_HOP_RAW]
+
+
 def create_gateway_app(services: Mapping[str, str]) -> Starlette:
     # Longer than the longest `Prefer: wait`, so a held answer gets through.
     client = httpx.AsyncClient(timeout=httpx.Timeout(MAX_WAIT_S + 30.0, connect=5.0))
 
-    async def proxy(request: Request) -> Response:
-        method, path = request.method, request.url.path
+    async def forward(request: Request) -> Response:
+        method = request.method
+        path = public_path(request.scope.get("raw_path") or request.scope["path"].encode())
         allowed = allowed_methods(path)
-        if (
-            allowed is not None
-            and method not in allowed
-            and not (method == "HEAD" and "GET" in allowed)
-        ):
-            return error_response(method_not_allowed(method, path, allowed))
+        if allowed is None:
+            raise NotFoundError(f"no route for {method} {path}")
         service = route_for(method, path)
         if service is None:
-            return JSONResponse(
-                {"error": {"code": "not_found", "message": f"no route for {request.url.path}"}},
-                status_code=404,
+            raise method_not_allowed(method, path, allowed)
+        request = checked_request(request)
+        query = request.scope["query_string"]
+        try:
+            url = httpx.URL(services[service]).copy_with(
+                raw_path=path.encode("ascii") + (b"?" + query if query else b"")
             )
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        headers["x-forwarded-host"] = request.headers.get("host", "")
-        headers["x-forwarded-proto"] = request.url.scheme
+        except httpx.InvalidURL as exc:
+            raise InvalidRequestError(f"the query string is not valid: {exc}") from exc
         try:
             upstream = await client.request(
-                request.method,
-                services[service] + request.url.path,
-                params=request.query_params,
-                headers=headers,
-                content=await request.body(),
+                method, url, headers=_forwarded_headers(request), content=await request.body()
             )
         except httpx.HTTPError as exc:
-            return JSONResponse(
-                {"error": {"code": "unavailable", "message": f"{service} unreachable: {exc}"}},
-                status_code=503,
-            )
+            raise UnavailableError(f"{service} unreachable: {exc}") from exc
         out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
         return Response(upstream.content, status_code=upstream.status_code, headers=out_headers)
+
+    async def proxy(request: Request) -> Response:
+        try:
+            return await forward(request)
+        except ClientDisconnect:
+            return client_went_away(request)
+        except T2VError as error:
+            return error_response(error)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

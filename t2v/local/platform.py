@@ -124,8 +124,12 @@ class LocalPlatform:
         self.settings = settings
         self.options = options
         broker_url = f"http://127.0.0.1:{options.broker_port}/"
+        self.gateway_url = f"http://127.0.0.1:{options.gateway_port}"
         env = {
             "K_SINK": broker_url,
+            # Links in job resources point where clients came in: the gateway, never a Host
+            # header a client sent.
+            "T2V_PUBLIC_URL": settings.public_url or self.gateway_url,
             "T2V_DATA_DIR": str(settings.data_dir),
             "T2V_MODEL": settings.model,
             "T2V_MODEL_PROFILE": settings.model_profile,
@@ -143,7 +147,6 @@ class LocalPlatform:
             )
             for name in FUNCTIONS
         }
-        self.gateway_url = f"http://127.0.0.1:{options.gateway_port}"
         self.broker_url = broker_url
         self._servers: list[uvicorn.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -158,6 +161,9 @@ class LocalPlatform:
 
     async def start(self) -> None:
         check_model(self.settings)
+        # The data directory holds prompts (jobs.db, events.jsonl, the logs): every file this
+        # process and the functions it starts create there is the user's alone (0600).
+        os.umask(0o077)
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.credentials.write(self.settings.data_dir)
         for proc in self.functions.values():

@@ -1,5 +1,8 @@
 """Function processes, started with `functions-framework` exactly as their containers are,
-and restarted when they die (as Kubernetes restarts a pod)."""
+and restarted when they die, as Kubernetes restarts a pod: the whole process group first (a
+gunicorn worker whose master died still holds the port), then a fresh start after a delay that
+doubles with each crash in a row (`RESTART_DELAY_S` up to `RESTART_DELAY_MAX_S`, as a
+CrashLoopBackOff does) and starts over once a process has stayed up `STABLE_AFTER_S`."""
 
 from __future__ import annotations
 
@@ -16,6 +19,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_S = 0.5
+RESTART_DELAY_MAX_S = 30.0
+STABLE_AFTER_S = 30.0
+# How long a killed group may take to be gone (its port free) before the restart goes ahead.
+GROUP_EXIT_WAIT_S = 5.0
 
 
 @dataclass
@@ -28,6 +35,7 @@ class FunctionProcess:
     log_path: Path
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
+    crashes_in_a_row: int = 0
     on_start: Callable[[], None] | None = None
     _watch: asyncio.Task[None] | None = field(default=None, repr=False)
     _stopping: bool = False
@@ -70,16 +78,24 @@ class FunctionProcess:
             self._watch = asyncio.get_running_loop().create_task(self._supervise())
 
     async def _supervise(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             assert self.process is not None
+            started = loop.time()
             code = await self.process.wait()
             if self._stopping:
                 return
             # The leader is dead; its workers must not outlive it (they hold the port).
-            _signal_group(self.process.pid, signal.SIGKILL)
+            await kill_group(self.process.pid)
             self.restarts += 1
-            log.warning("%s exited with %s; restarting", self.name, code)
-            await asyncio.sleep(RESTART_DELAY_S)
+            lived_s = loop.time() - started
+            self.crashes_in_a_row = 1 if lived_s >= STABLE_AFTER_S else self.crashes_in_a_row + 1
+            delay = min(RESTART_DELAY_MAX_S, RESTART_DELAY_S * 2 ** (self.crashes_in_a_row - 1))
+            log.warning(
+                "%s exited with %s after %.1f s; restarting in %.1f s",
+                self.name, code, lived_s, delay,
+            )  # fmt: skip
+            await asyncio.sleep(delay)
             if not self._stopping:
                 await self.start()
 
@@ -98,17 +114,41 @@ class FunctionProcess:
 async def _terminate(process: asyncio.subprocess.Process | None, grace_s: float) -> None:
     if process is None:
         return
-    if process.returncode is not None:
-        _signal_group(process.pid, signal.SIGKILL)  # whatever the leader left behind
-        return
-    _signal_group(process.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), grace_s)
-    except TimeoutError:
-        _signal_group(process.pid, signal.SIGKILL)
-        await process.wait()
-    # The leader is gone; a child that ignored SIGTERM (a gunicorn worker mid-request) is not.
-    _signal_group(process.pid, signal.SIGKILL)
+    if process.returncode is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), grace_s)
+        except TimeoutError:
+            _signal_group(process.pid, signal.SIGKILL)
+            await process.wait()
+    # The leader is gone; a child that ignored SIGTERM (a gunicorn worker mid-request), or one
+    # a killed leader left behind, is not.
+    await kill_group(process.pid)
+
+
+async def kill_group(pgid: int, wait_s: float = GROUP_EXIT_WAIT_S) -> None:
+    """SIGKILL every process of the group and wait (bounded) until none is left."""
+    _signal_group(pgid, signal.SIGKILL)
+    deadline = asyncio.get_running_loop().time() + wait_s
+    # Polled: nothing notifies a parent when the other members of a process group exit.
+    while group_alive(pgid) and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a live process is left in the group. Zombies do not count: they hold no port,
+    and reaping one is its new parent's job (pid 1 once the leader is gone), not ours. Read
+    from /proc (the platform runs on Linux)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone while we looked
+        # The name (field 2) may hold spaces and parentheses; the fields after it do not.
+        state, _parent, group = text[text.rindex(")") + 2 :].split()[:3]
+        if state != "Z" and int(group) == pgid:
+            return True
+    return False
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

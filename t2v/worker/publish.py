@@ -44,6 +44,16 @@ def describe(job: Job, key: str, data: bytes) -> dict[str, Any]:
     }
 
 
+def video_key(content_key: str, tenant: str, *, shared: bool) -> str:
+    """Where a job's video is stored: its content address inside the tenant's own folder, so
+    a cache hit only ever reuses the same tenant's video; one folder for every tenant only
+    where `T2V_SHARE_VIDEO_CACHE` allows it."""
+    if shared:
+        return content_key
+    folder, _, name = content_key.rpartition("/")
+    return f"{folder}/{tenant}/{name}"
+
+
 async def cached_video(rt: Runtime, job: Job, key: str) -> dict[str, Any] | None:
     """The stored video for this content address, if a previous run made it."""
     if await rt.artifacts.size(key) is None:

@@ -28,7 +28,13 @@ from t2v.runtime import Runtime
 from t2v.store import Lease
 from t2v.worker.models import ModelHolder
 from t2v.worker.progress import CancelCheck, ProgressReporter
-from t2v.worker.publish import ArtifactMismatch, cached_video, encode_video, store_video
+from t2v.worker.publish import (
+    ArtifactMismatch,
+    cached_video,
+    encode_video,
+    store_video,
+    video_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +108,11 @@ class JobRunner:
         if lease.attempt == 1:
             metrics().queue_wait.observe(max(0.0, time.time() - job.created_at))
         model = await self.models.get()
-        key = rust_infer.artifact_key(params, model.revision)
+        key = video_key(
+            rust_infer.artifact_key(params, model.revision),
+            job.tenant,
+            shared=self._rt.settings.share_video_cache,
+        )
         cached = await cached_video(self._rt, job, key)
         if cached is not None:
             if not await self._commit(job, lease, key):

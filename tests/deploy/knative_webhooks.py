@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import ssl
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -233,7 +234,7 @@ def _in_network_namespace(directory: Path, command: list[str]) -> list[str]:
 
 def _serves(url: str, ca_file: Path) -> bool:
     try:
-        httpx.get(url, verify=str(ca_file), timeout=2)
+        httpx.get(url, verify=ssl.create_default_context(cafile=ca_file), timeout=2)
     except httpx.HTTPError:
         return False
     return True

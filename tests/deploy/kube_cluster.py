@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -173,7 +174,7 @@ def kube_cluster(tools: dict[str, Path], directory: Path) -> Iterator[KubeCluste
     url = f"https://127.0.0.1:{port}"
     client = httpx.Client(
         base_url=url,
-        verify=str(authority.ca_file),
+        verify=ssl.create_default_context(cafile=authority.ca_file),
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,
     )

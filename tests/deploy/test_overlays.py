@@ -114,24 +114,6 @@ def test_dev_uses_the_channel_broker_the_tiny_model_and_redis_with_aof(
     assert args[args.index("--appendonly") + 1] == "yes"
 
 
-def test_api_route_sends_writes_to_submit_and_reads_to_status(
-    built_overlays: dict[str, list[Manifest]],
-) -> None:
-    route = semantics.of_kind(built_overlays["prod"], "gateway.networking.k8s.io", "HTTPRoute")[0]
-    assert len(route["spec"]["hostnames"]) == 1
-    backends = {}
-    for rule in route["spec"]["rules"]:
-        for match in rule["matches"]:
-            assert match["path"]["value"] == "/v1/jobs"
-            backends[match["method"]] = rule["backendRefs"][0]["name"]
-    assert backends == {
-        "POST": "t2v-submit",
-        "DELETE": "t2v-submit",
-        "GET": "t2v-status",
-        "HEAD": "t2v-status",
-    }
-
-
 @pytest.mark.parametrize(("patch_file", "knative_file"), sorted(CONFIG_PATCHES.items()))
 def test_serving_config_patches_use_documented_keys(patch_file: str, knative_file: str) -> None:
     (patch,) = _load(SERVING_CONFIG / patch_file)

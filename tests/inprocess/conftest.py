@@ -5,9 +5,7 @@ directory. Events they send are kept for the test to read instead of going to a 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from t2v import event_auth, events
 from t2v.events import event_data, make_event
 from t2v.runtime import Lazy, Runtime
 from t2v.settings import Settings
+from tests.function_modules import load_function
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ("submit", "status", "infer")
@@ -69,19 +68,6 @@ class RecordingSink:
             for event in self.sent
             if event["type"] == event_type and job_id in (None, event["subject"])
         ]
-
-
-def load_function(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """functions/<name>/main.py under a module name of its own (all three are `main`)."""
-    module_name = f"inprocess_{name}"
-    spec = importlib.util.spec_from_file_location(
-        module_name, REPO_ROOT / "functions" / name / "main.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, module_name, module)  # dataclasses look it up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass

@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 
 from t2v.http import Router
 from t2v.local.gateway import PUBLIC_ROUTES, create_gateway_app
-from tests.inprocess.conftest import load_function
+from tests.function_modules import load_function
 
 
 def test_public_routes_are_what_submit_and_status_serve(monkeypatch: pytest.MonkeyPatch) -> None:

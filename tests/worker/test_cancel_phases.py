@@ -12,7 +12,7 @@ import pytest
 
 import rust_infer
 from t2v.jobs import COMMITTED_PHASE, JobStatus, JobUpdate, Progress
-from t2v.worker.publish import cached_video
+from t2v.worker.publish import cached_video, video_key
 from tests.worker.conftest import Worker
 
 
@@ -35,7 +35,8 @@ async def assert_canceled_without_video(worker: Worker, job_id: str) -> None:
     assert job.video is None
     assert "job.succeeded" not in worker.sink.types(job_id)
     model = await worker.runner.models.get()
-    key = rust_infer.artifact_key(job.params, model.revision)
+    content_key = rust_infer.artifact_key(job.params, model.revision)
+    key = video_key(content_key, job.tenant, shared=worker.rt.settings.share_video_cache)
     assert await worker.rt.artifacts.size(key) is None
 
 
