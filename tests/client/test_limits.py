@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from t2v_client.limits import FIELDS, FieldLimit
+from t2v_client.models import JobFields
 
 import rust_infer
 
@@ -32,6 +33,11 @@ def test_the_fields_are_the_contracts() -> None:
     listed = re.search(r"the fields are: (.*)", caught.value.message)
     assert listed is not None
     assert set(listed.group(1).split(", ")) == set(FIELDS)
+
+
+def test_the_sdk_takes_every_field() -> None:
+    webhooks = {"webhook", "webhook_events"}
+    assert set(JobFields.__annotations__) == set(FIELDS) - {"prompt"} | webhooks
 
 
 def numeric(field: FieldLimit) -> bool:

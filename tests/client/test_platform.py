@@ -31,7 +31,7 @@ from t2v_client.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNREACHABLE
 from tests.e2e.harness import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-SMALL = {"width": 64, "height": 48, "num_frames": 7, "num_inference_steps": 2}
+SMALL: dict[str, Any] = {"width": 64, "height": 48, "num_frames": 7, "num_inference_steps": 2}
 SMALL_FLAGS = ["--width", "64", "--height", "48", "--num-frames", "7", "--steps", "2"]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b\][^\x07]*\x07|\r")
 

@@ -95,7 +95,9 @@ def test_submit_retries_a_dropped_connection_and_a_503_with_one_idempotency_key(
         error(503, "unavailable", **{"Retry-After": "3"}),
         httpx.Response(202, json=job()),
     )
-    submitted = client(api).submit("a cat", seed=3, width=None)
+    # An option left unset (None, as the CLI passes it) is not sent: the server's default.
+    fields: dict[str, Any] = {"seed": 3, "width": None}
+    submitted = client(api).submit("a cat", **fields)
     assert submitted.status == JobStatus.QUEUED
     keys = {request.headers["idempotency-key"] for request in api.requests}
     assert len(api.requests) == 3 and len(keys) == 1

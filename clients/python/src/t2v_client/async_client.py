@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 from httpx_sse import EventSource
@@ -30,7 +30,7 @@ from t2v_client._core import (
     page_params,
 )
 from t2v_client.errors import APIConnectionError, JobFailedError
-from t2v_client.models import GenerateResult, Job, JobStatus
+from t2v_client.models import GenerateResult, Job, JobFields, JobStatus
 
 
 class AsyncClient:
@@ -88,7 +88,7 @@ class AsyncClient:
             await asyncio.sleep(delay)
 
     async def submit(
-        self, prompt: str, *, idempotency_key: str | None = None, **fields: Any
+        self, prompt: str, *, idempotency_key: str | None = None, **fields: Unpack[JobFields]
     ) -> Job:
         key = idempotency_key or str(uuid.uuid4())
         response = await self._request(
@@ -220,9 +220,10 @@ class AsyncClient:
         on_progress: ProgressCallback | None = None,
         on_bytes: BytesCallback | None = None,
         timeout_s: float | None = None,
-        **fields: Any,
+        idempotency_key: str | None = None,
+        **fields: Unpack[JobFields],
     ) -> GenerateResult:
-        job = await self.submit(prompt, **fields)
+        job = await self.submit(prompt, idempotency_key=idempotency_key, **fields)
         done = await self.wait(job, timeout_s=timeout_s, on_progress=on_progress)
         if done.status != JobStatus.SUCCEEDED:
             raise JobFailedError(done)

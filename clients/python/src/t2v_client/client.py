@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 from httpx_sse import EventSource
@@ -30,7 +30,7 @@ from t2v_client._core import (
     page_params,
 )
 from t2v_client.errors import APIConnectionError, JobFailedError
-from t2v_client.models import GenerateResult, Job, JobStatus
+from t2v_client.models import GenerateResult, Job, JobFields, JobStatus
 
 
 class Client:
@@ -90,10 +90,12 @@ class Client:
             attempt += 1
             time.sleep(delay)
 
-    def submit(self, prompt: str, *, idempotency_key: str | None = None, **fields: Any) -> Job:
-        """Create a job (fields: see `t2v_client.limits.FIELDS`, and `webhook`,
-        `webhook_events` where the server takes them). One Idempotency-Key, made here
-        unless given, goes with every retry of this call: it makes one job at most."""
+    def submit(
+        self, prompt: str, *, idempotency_key: str | None = None, **fields: Unpack[JobFields]
+    ) -> Job:
+        """Create a job (fields: `JobFields`; their limits: `t2v_client.limits`). One
+        Idempotency-Key, made here unless given, goes with every retry of this call: it
+        makes one job at most."""
         key = idempotency_key or str(uuid.uuid4())
         response = self._request(
             "POST", "/v1/jobs", json=job_body(prompt, fields), headers={"Idempotency-Key": key}
@@ -168,9 +170,12 @@ class Client:
         url = f"/v1/jobs/{watch.job_id}/events"
         read_s = min(watch.remaining_s() or STREAM_READ_TIMEOUT_S, STREAM_READ_TIMEOUT_S)
         timeout = httpx.Timeout(self._http.timeout.connect, read=read_s)
-        with contextlib.suppress(httpx.TransportError), self._http.stream(
-            "GET", url, headers=watch.stream_headers(), timeout=timeout
-        ) as response:
+        with (
+            contextlib.suppress(httpx.TransportError),
+            self._http.stream(
+                "GET", url, headers=watch.stream_headers(), timeout=timeout
+            ) as response,
+        ):
             if not is_event_stream(response):
                 self._streams = False
                 return None
@@ -229,11 +234,12 @@ class Client:
         on_progress: ProgressCallback | None = None,
         on_bytes: BytesCallback | None = None,
         timeout_s: float | None = None,
-        **fields: Any,
+        idempotency_key: str | None = None,
+        **fields: Unpack[JobFields],
     ) -> GenerateResult:
         """Submit, wait, download: the finished job, its video's path and checked sha256.
         A job that fails or is canceled raises JobFailedError."""
-        job = self.submit(prompt, **fields)
+        job = self.submit(prompt, idempotency_key=idempotency_key, **fields)
         done = self.wait(job, timeout_s=timeout_s, on_progress=on_progress)
         if done.status != JobStatus.SUCCEEDED:
             raise JobFailedError(done)

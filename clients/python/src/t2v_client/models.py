@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
 
 _T = TypeVar("_T")
 
@@ -94,6 +94,23 @@ def _known(kind: type[_T], data: dict[str, Any]) -> _T:
     """`kind` built from the keys it declares; others (added by a newer server) are skipped."""
     names = kind.__dataclass_fields__  # type: ignore[attr-defined]
     return kind(**{key: value for key, value in data.items() if key in names})
+
+
+class JobFields(TypedDict, total=False):
+    """The request's fields beside the prompt, each optional (limits: t2v_client.limits).
+    `webhook` and `webhook_events` go only to servers that take them."""
+
+    negative_prompt: str
+    num_frames: int
+    duration_s: float
+    width: int
+    height: int
+    fps: int
+    num_inference_steps: int
+    guidance_scale: float
+    seed: int
+    webhook: str
+    webhook_events: list[Literal["start", "progress", "completed"]]
 
 
 @dataclass(frozen=True)
