@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import json
 import os
 import re
 import select
@@ -25,7 +26,7 @@ from typing import Any
 import av
 import httpx
 import pytest
-from t2v_client import APIError, Client, JobStatus
+from t2v_client import APIError, AsyncClient, Client, JobStatus
 from t2v_client.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNREACHABLE
 
 from tests.e2e.harness import Platform
@@ -223,7 +224,7 @@ def test_cli_exit_codes_and_json(platform: Platform) -> None:
     assert down.returncode == EXIT_UNREACHABLE, down.stderr
     submitted = run_cli("submit", "a cat", *SMALL_FLAGS, "--json", url=platform.url)
     assert submitted.returncode == 0, submitted.stderr
-    job_id = httpx.Response(200, content=submitted.stdout).json()["id"]
+    job_id = json.loads(submitted.stdout)["id"]
     waited = run_cli("wait", job_id, "--json", url=platform.url)
     assert waited.returncode == 0 and '"status": "succeeded"' in waited.stdout
 
@@ -239,3 +240,23 @@ def test_delete_where_the_server_has_it(platform: Platform, tmp_path: Path) -> N
             raise
         with pytest.raises(APIError):
             sdk.download(done.id, tmp_path / "gone.mp4")
+
+
+async def test_async_generate_and_the_cli_job_commands(platform: Platform, tmp_path: Path) -> None:
+    async with AsyncClient(platform.url) as sdk:
+        result = await sdk.generate("an async cat", out=tmp_path / "a.mp4", seed=9, **SMALL)
+        listed = [job.id async for job in sdk.list(status="succeeded", limit=3)]
+    job_id = result.job.id
+    assert result.job.video is not None and result.sha256 == result.job.video.sha256
+    assert job_id in listed
+    status = run_cli("status", job_id, "--json", url=platform.url)
+    assert json.loads(status.stdout)["video"]["sha256"] == result.sha256
+    fetched = run_cli(
+        "download", job_id, "--out", str(tmp_path / "b.mp4"), "--json", url=platform.url
+    )
+    assert json.loads(fetched.stdout)["sha256"] == result.sha256
+    assert (tmp_path / "b.mp4").read_bytes() == result.path.read_bytes()
+    listing = run_cli("list", "--status", "succeeded", "--json", url=platform.url)
+    assert job_id in [job["id"] for job in json.loads(listing.stdout)]
+    late = run_cli("cancel", job_id, url=platform.url)
+    assert late.returncode == EXIT_BAD_INPUT and "too_late" in late.stderr
