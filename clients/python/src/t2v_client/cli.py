@@ -82,7 +82,8 @@ def _fields(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if name != "prompt"}
 
 
-def build_parser(extra: Iterable[Registrar] = ()) -> argparse.ArgumentParser:
+def build_parser(registrars: Iterable[Registrar] = ()) -> argparse.ArgumentParser:
+    """The client's commands, and those each of `registrars` adds."""
     parser = argparse.ArgumentParser(
         prog="t2v",
         description=__doc__.split("\n\n")[0],
@@ -115,12 +116,13 @@ def build_parser(extra: Iterable[Registrar] = ()) -> argparse.ArgumentParser:
     download = command("download", "download a job's MP4 (resumed, sha256 checked)", _download)
     download.add_argument("job_id")
     download.add_argument("--out", help="where to write the MP4 (default JOB_ID.mp4)")
-    for register in _registrars(extra):
+    for register in registrars:
         register(commands)
     return parser
 
 
-def _registrars(extra: Iterable[Registrar]) -> list[Registrar]:
+def plugins(extra: Iterable[Registrar] = ()) -> list[Registrar]:
+    """The `t2v.commands` entry points, and `extra`."""
     found = [entry.load() for entry in entry_points(group=COMMAND_GROUP)]
     # A package may pass its own registrar as well as declare it: add its commands once.
     return list(dict.fromkeys([*found, *extra]))
@@ -276,7 +278,7 @@ def _fail(args: argparse.Namespace, code: int, error: dict[str, Any]) -> int:
 
 
 def main(argv: list[str] | None = None, *, extra: Iterable[Registrar] = ()) -> int:
-    args = build_parser(extra).parse_args(argv)
+    args = build_parser(plugins(extra)).parse_args(argv)
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
