@@ -186,17 +186,15 @@ def _generate(args: argparse.Namespace) -> int:
         done = _follow(client, args, job)
         if done.status != JobStatus.SUCCEEDED:
             raise JobFailedError(done)
-        bar = JobBar(err, enabled=err.is_terminal and not args.json)
+        bar = JobBar(err, enabled=err.is_terminal and not args.json, first="downloading")
         with bar:
             path, digest = client.download(done, args.out, on_bytes=bar.bytes)
     if args.json:
         print(json.dumps({"job": done.raw, "path": str(path), "sha256": digest}))
     else:
         assert done.video is not None
-        video = done.video
-        out.print(
-            f"{path}  {video.width}x{video.height}, {video.num_frames} frames, sha256 {digest}"
-        )
+        size = f"{done.video.width}x{done.video.height}, {done.video.num_frames} frames"
+        out.print(f"{path}  {size}, sha256 {digest}", highlight=False)
     return EXIT_DONE
 
 
@@ -260,7 +258,7 @@ def _download(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"path": str(path), "sha256": digest}))
     else:
-        out.print(f"{path}  sha256 {digest}")
+        out.print(f"{path}  sha256 {digest}", highlight=False)
     return EXIT_DONE
 
 

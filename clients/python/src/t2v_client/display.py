@@ -30,7 +30,7 @@ def eta_text(seconds: float | None) -> str:
 class JobBar:
     """A rich progress bar fed with job snapshots (`show`) and download bytes (`bytes`)."""
 
-    def __init__(self, console: Console, *, enabled: bool) -> None:
+    def __init__(self, console: Console, *, enabled: bool, first: str = "submitted") -> None:
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description:<22}"),
@@ -43,7 +43,7 @@ class JobBar:
             # Redrawn on every update as well: a short job moves faster than the refresh rate.
             refresh_per_second=8,
         )
-        self.task: TaskID = self.progress.add_task("submitting", total=None, steps="", eta="")
+        self.task: TaskID = self.progress.add_task(first, total=None, steps="", eta="")
 
     def __enter__(self) -> JobBar:
         self.progress.start()
