@@ -123,7 +123,13 @@ def build_parser(registrars: Iterable[Registrar] = ()) -> argparse.ArgumentParse
 
 def plugins(extra: Iterable[Registrar] = ()) -> list[Registrar]:
     """The `t2v.commands` entry points, and `extra`."""
-    found = [entry.load() for entry in entry_points(group=COMMAND_GROUP)]
+    found = []
+    for entry in entry_points(group=COMMAND_GROUP):
+        try:
+            found.append(entry.load())
+        except Exception as exc:
+            # A broken plugin costs its own commands, not the client's.
+            err.print(f"t2v: the {entry.name} commands ({entry.value}) did not load: {exc!r}")
     # A package may pass its own registrar as well as declare it: add its commands once.
     return list(dict.fromkeys([*found, *extra]))
 
