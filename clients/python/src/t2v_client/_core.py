@@ -139,6 +139,13 @@ def job_id_of(job: Job | str) -> str:
     return job.id if isinstance(job, Job) else job
 
 
+def video_path(job: Job) -> str:
+    """The video's path on the client's own URL (which the user knows to work) rather than the
+    absolute URL the server writes from its public address; a store that signs URLs still
+    answers it with a redirect."""
+    return f"/v1/jobs/{job.id}/video"
+
+
 def no_video(job: Job) -> APIError:
     return APIError(
         409, "video_not_ready", f"job {job.id} has no video (status {job.status.value})"

@@ -20,15 +20,16 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.prompt import Confirm
 from rich.table import Table
+from rich.text import Text
 
 from t2v_client.client import Client
 from t2v_client.display import JobBar, describe, eta_text
 from t2v_client.errors import (
     APIConnectionError,
     APIError,
-    IntegrityError,
     JobFailedError,
     T2VError,
 )
@@ -150,12 +151,12 @@ def _print_job(args: argparse.Namespace, job: Job) -> None:
     if job.eta_seconds is not None:
         table.add_row("eta", eta_text(job.eta_seconds))
     if job.error is not None:
-        table.add_row("error", f"{job.error.code}: {job.error.message}")
+        table.add_row("error", Text(f"{job.error.code}: {job.error.message}"))
     if job.video is not None:
         video = job.video
         table.add_row("video", f"{video.width}x{video.height}, {video.num_frames} frames")
         table.add_row("sha256", video.sha256)
-    table.add_row("prompt", str(job.params.get("prompt", "")))
+    table.add_row("prompt", Text(str(job.params.get("prompt", ""))))
     out.print(table)
 
 
@@ -226,11 +227,12 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([job.raw for job in jobs]))
         return EXIT_DONE
-    table = Table("id", "status", "created", "prompt")
+    table = Table("status", "created", "prompt")
+    # An id is what a user copies into the next command: never cut short.
+    table.add_column("id", no_wrap=True, min_width=36)
     for job in jobs:
-        table.add_row(
-            job.id, describe(job), job.created_at or "", str(job.params.get("prompt", ""))[:50]
-        )
+        prompt = Text(str(job.params.get("prompt", ""))[:50])
+        table.add_row(describe(job), (job.created_at or "")[:19], prompt, job.id)
     out.print(table)
     return EXIT_DONE
 
@@ -274,8 +276,7 @@ def _fail(args: argparse.Namespace, code: int, error: dict[str, Any]) -> int:
     else:
         where = f" (field {error['field']})" if error.get("field") else ""
         err.print(
-            f"[red]error[/red]: {error['code']}: {error['message']}{where}",
-            markup=True,
+            f"[red]error[/red]: {escape(error['code'])}: {escape(error['message'])}{escape(where)}",
             highlight=False,
         )
     return code
@@ -299,9 +300,7 @@ def main(argv: list[str] | None = None, *, extra: Iterable[Registrar] = ()) -> i
         job = exc.job
         error = {"code": job.error.code if job.error else job.status.value, "message": str(exc)}
         return _fail(args, EXIT_JOB_FAILED, {**error, "job": job.raw})
-    except (IntegrityError, TimeoutError) as exc:
-        return _fail(args, EXIT_JOB_FAILED, {"code": type(exc).__name__, "message": str(exc)})
-    except T2VError as exc:
+    except (T2VError, TimeoutError) as exc:  # IntegrityError among them
         return _fail(args, EXIT_JOB_FAILED, {"code": type(exc).__name__, "message": str(exc)})
 
 

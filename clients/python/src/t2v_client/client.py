@@ -28,6 +28,7 @@ from t2v_client._core import (
     job_id_of,
     no_video,
     page_params,
+    video_path,
 )
 from t2v_client.errors import APIConnectionError, JobFailedError
 from t2v_client.models import GenerateResult, Job, JobFields, JobStatus
@@ -207,7 +208,7 @@ class Client:
                 delay: float | None = None
                 try:
                     with self._http.stream(
-                        "GET", job.video.url, headers=download.headers(), follow_redirects=True
+                        "GET", video_path(job), headers=download.headers(), follow_redirects=True
                     ) as response:
                         if download.begin(response):
                             for chunk in response.iter_bytes():
