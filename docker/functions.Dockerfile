@@ -32,9 +32,12 @@ COPY rust_infer/ rust_infer/
 RUN maturin build --release --strip --manifest-path rust_infer/Cargo.toml --out /wheels
 COPY pyproject.toml uv.lock README.md ./
 COPY t2v/ t2v/
+# The client package (the `t2v` command's base) is a path dependency: built as a wheel too.
+COPY clients/python/ clients/python/
 # Exactly the locked dependency set, with hashes: the image installs what CI tested.
-RUN uv export --frozen --no-emit-project --extra cluster --output-file /wheels/requirements.txt \
-    && pip wheel --no-deps --wheel-dir /wheels .
+RUN uv export --frozen --no-emit-project --no-emit-package t2v-client \
+      --extra cluster --output-file /wheels/requirements.txt \
+    && pip wheel --no-deps --wheel-dir /wheels . ./clients/python
 
 FROM python:3.11.11-slim-bookworm AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -46,7 +49,7 @@ RUN groupadd --system --gid 10001 t2v \
 COPY --from=builder /wheels /wheels
 # The cluster extras: Redis job store and rate limits, S3 artifacts.
 RUN pip install --require-hashes -r /wheels/requirements.txt \
-    && pip install --no-deps /wheels/rust_infer-*.whl /wheels/t2v-*.whl \
+    && pip install --no-deps /wheels/rust_infer-*.whl /wheels/t2v-*.whl /wheels/t2v_client-*.whl \
     && rm -rf /wheels
 WORKDIR /app
 COPY functions/ functions/

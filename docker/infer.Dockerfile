@@ -29,9 +29,12 @@ COPY rust_infer/ rust_infer/
 RUN maturin build --release --strip --manifest-path rust_infer/Cargo.toml --out /wheels
 COPY pyproject.toml uv.lock README.md ./
 COPY t2v/ t2v/
+# The client package (the `t2v` command's base) is a path dependency: built as a wheel too.
+COPY clients/python/ clients/python/
 # Exactly the locked dependency set, with hashes: the image installs what CI tested.
-RUN uv export --frozen --no-emit-project --extra model --extra cluster --output-file /wheels/requirements.txt \
-    && pip wheel --no-deps --wheel-dir /wheels .
+RUN uv export --frozen --no-emit-project --no-emit-package t2v-client \
+      --extra model --extra cluster --output-file /wheels/requirements.txt \
+    && pip wheel --no-deps --wheel-dir /wheels . ./clients/python
 
 FROM python:3.11.11-slim-bookworm AS runtime
 # HF_HOME: the model cache volume is mounted at /models (knative/base/infer.yaml).
@@ -48,7 +51,7 @@ COPY --from=builder /wheels /wheels
 # The model stack (torch with CUDA, diffusers) and the cluster extras. nvidia-ml-py lets
 # t2v.metrics report GPU utilisation.
 RUN pip install --require-hashes -r /wheels/requirements.txt \
-    && pip install --no-deps /wheels/rust_infer-*.whl /wheels/t2v-*.whl \
+    && pip install --no-deps /wheels/rust_infer-*.whl /wheels/t2v-*.whl /wheels/t2v_client-*.whl \
         "nvidia-ml-py==12.560.30" \
     && rm -rf /wheels
 WORKDIR /app

@@ -22,12 +22,14 @@ echo "== cargo test"
 echo "== cargo clippy"
 (cd rust_infer && cargo clippy --locked --quiet --all-targets -- -D warnings)
 echo "== ruff"
-ruff check t2v functions tests bench
-ruff format --check t2v functions tests bench
+ruff check t2v functions tests bench clients
+ruff format --check t2v functions tests bench clients
 echo "== mypy"
 mypy t2v tests bench functions/submit/main.py
 mypy functions/status/main.py
 mypy functions/infer/main.py
+# The client package as the project it is (tests/client/test_standalone.py keeps it apart).
+mypy clients/python/src
 python -m mypy.stubtest rust_infer --allowlist rust_infer/stubtest-allowlist.txt
 echo "== pytest"
 set +e

@@ -1,5 +1,7 @@
-"""`t2v` command line: run the platform locally, run a demo job, build the tiny model.
+"""The server's `t2v` commands: run the platform locally, run a demo job, build the tiny model.
 
+They plug into the client's `t2v` command (t2v_client.cli) through the `t2v.commands`
+entry-point group (pyproject.toml), so one `t2v` both runs the platform and talks to it.
 Every option has an environment variable as its fallback; the options win. Paths are made
 absolute when the command starts, so it works the same from any folder.
 """
@@ -38,9 +40,8 @@ def _path_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="t2v", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `local`, `demo` and `build-tiny-model` to the `t2v` command's subparsers."""
     local = commands.add_parser(
         "local",
         help="run the whole platform on this machine until stopped",
@@ -51,18 +52,20 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, help="gateway port (env T2V_LOCAL_PORT; default 8080; 0: a free one)"
     )
     _path_options(local)
+    local.set_defaults(run=_run)
     demo = commands.add_parser("demo", help="start locally, make one video, print where it is")
     demo.add_argument("--prompt", default="a red fox running through fresh snow, golden hour")
     demo.add_argument("--seed", type=int, default=None)
     demo.add_argument("--out", default=None, help="where to save the MP4 (default: data dir)")
     _path_options(demo)
+    demo.set_defaults(run=_run)
     tiny = commands.add_parser(
         "build-tiny-model",
         help="build the tiny random Mochi (default --out: DATA_DIR/models/tiny-mochi)",
     )
     tiny.add_argument("--data-dir", help="env T2V_DATA_DIR; the model goes to its models/")
     tiny.add_argument("args", nargs=argparse.REMAINDER, help="--out DIR, --seed N, --force")
-    return parser
+    tiny.set_defaults(run=_run)
 
 
 def _environment(args: argparse.Namespace) -> dict[str, str]:
@@ -129,11 +132,10 @@ def _build_tiny(args: argparse.Namespace) -> int:
     return build_tiny(extra)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # One line per HTTP call would drown what the platform itself says.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    args = _parser().parse_args(argv)
     if args.command == "local":
         return asyncio.run(_run_local(_environment(args)))
     if args.command == "demo":
@@ -142,6 +144,14 @@ def main(argv: list[str] | None = None) -> int:
         env = _environment(args)
         return asyncio.run(run_demo(args.prompt, seed=args.seed, out=args.out, env=env))
     return _build_tiny(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The whole `t2v` command, with this package's commands registered even where its
+    entry points are not installed (`python -m t2v` from a checkout)."""
+    from t2v_client.cli import main as client_main
+
+    return client_main(argv, extra=[register])
 
 
 if __name__ == "__main__":
