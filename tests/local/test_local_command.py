@@ -24,19 +24,21 @@ SMALL = {"width": 64, "height": 48, "num_frames": 7, "num_inference_steps": 2}
 
 
 def started_by(data_dir: Path) -> set[int]:
-    """Live processes whose environment names ``data_dir``: what `t2v local` started
-    (it passes the resolved T2V_DATA_DIR to every function process)."""
-    marker = f"T2V_DATA_DIR={data_dir}".encode()
+    """Live processes whose standard output is a log in ``data_dir``: what `t2v local`
+    started (every function process, and each worker it forks, writes its log there). The
+    environment would not do: gunicorn renames its processes with setproctitle, which
+    overwrites the memory /proc/<pid>/environ reads."""
+    prefix = str(data_dir.resolve()) + "/"
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            environ = (entry / "environ").read_bytes()
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            stdout = os.readlink(entry / "fd" / "1")
         except OSError:
             continue
-        if state != "Z" and marker in environ.split(b"\0"):
+        if state != "Z" and stdout.startswith(prefix):
             found.add(int(entry.name))
     return found
 
