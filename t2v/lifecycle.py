@@ -19,12 +19,26 @@ _STATUS_OF = {
 }
 
 
-def started_data(job_id: str, attempt: int, worker: str, total: int) -> dict[str, Any]:
-    return {"job_id": job_id, "attempt": attempt, "worker": worker, "total_steps": total}
+# What a worker may add to job.started and job.progress about time (t2v.eta, Progress).
+TIME_FIELDS = ("eta_s", "at", "done", "phase_done")
 
 
-def progress_data(job_id: str, attempt: int, phase: str, step: int, total: int) -> dict[str, Any]:
-    return {"job_id": job_id, "attempt": attempt, "phase": phase, "step": step, "total": total}
+def started_data(
+    job_id: str, attempt: int, worker: str, total: int, **eta: float
+) -> dict[str, Any]:
+    return {"job_id": job_id, "attempt": attempt, "worker": worker, "total_steps": total, **eta}
+
+
+def progress_data(
+    job_id: str, attempt: int, phase: str, step: int, total: int, **eta: float
+) -> dict[str, Any]:
+    data = {"job_id": job_id, "attempt": attempt, "phase": phase, "step": step, "total": total}
+    return data | eta
+
+
+def _progress(data: dict[str, Any], attempt: int, step: int, total: int) -> Progress:
+    times = {name: float(data[name]) for name in TIME_FIELDS if data.get(name) is not None}
+    return Progress(attempt, step, total, seq=int(data.get("seq", 0)), **times)
 
 
 def lifecycle_update(event: CloudEvent, *, now: float) -> JobUpdate:
@@ -47,10 +61,10 @@ def _update(
 ) -> JobUpdate:
     attempt = int(data.get("attempt", 1))
     if event_type == events.JOB_STARTED:
-        progress = Progress(attempt, 0, int(data["total_steps"]))
+        progress = _progress(data, attempt, 0, int(data["total_steps"]))
         return JobUpdate(job_id, status, phase="starting", progress=progress, at=now)
     if event_type == events.JOB_PROGRESS:
-        progress = Progress(attempt, int(data["step"]), int(data["total"]))
+        progress = _progress(data, attempt, int(data["step"]), int(data["total"]))
         return JobUpdate(job_id, status, phase=str(data["phase"]), progress=progress, at=now)
     if event_type == events.JOB_SUCCEEDED:
         return JobUpdate(job_id, status, at=now, video=VideoInfo(**data["video"]))

@@ -22,6 +22,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from t2v import events
 from t2v.artifacts.filesystem import FilesystemArtifactStore
 from t2v.errors import ConflictError, InvalidRequestError, NotFoundError
+from t2v.eta import job_eta
 from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobStatus
 from t2v.lifecycle import dead_letter_update, lifecycle_update
@@ -53,9 +54,8 @@ async def get_job(request: Request, job_id: str) -> Response:
     found, position = await rt.store.get_with_position(job_id)
     job = _visible(rt, request, job_id, found)
     base = base_url(request, rt.settings.public_url)
-    return json_response(
-        job_resource(job, base, queue_position=position, workers=rt.settings.infer_workers)
-    )
+    eta_s = await job_eta(rt.store, rt.settings, job, position)
+    return json_response(job_resource(job, base, queue_position=position, eta_s=eta_s))
 
 
 async def list_jobs(request: Request) -> Response:

@@ -23,6 +23,7 @@ from t2v.errors import (
     NotFoundError,
     UnsupportedMediaTypeError,
 )
+from t2v.eta import expected_seconds, job_eta, read_figures
 from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobError, JobStatus, JobUpdate, is_committed, new_job_id
 from t2v.metrics import instrumented
@@ -50,7 +51,9 @@ async def _accept(
     """Validate (nothing is stored on error), count against the tenant's limits, store."""
     settings = rt.settings
     params = normalize(body, profile=settings.model_profile)
-    estimated_s = admit(params, profile=settings.model_profile, gpu=settings.gpu)
+    admit(params, profile=settings.model_profile, gpu=settings.gpu)
+    figures = await read_figures(rt.store, settings.model_profile, settings.gpu)
+    estimated_s = round(expected_seconds(params, figures, settings), 2)
     rate_headers = await (await limiter.get()).check(principal.tenant)
     claim = (
         IdempotencyClaim(check_idempotency_key(idempotency_key), request_hash(body))
@@ -94,10 +97,9 @@ async def create_job(request: Request) -> Response:
     headers = {"Location": f"{base}/v1/jobs/{job.id}", **rate_headers}
     if not result.created:
         headers["Idempotent-Replayed"] = "true"
+    eta_s = await job_eta(rt.store, rt.settings, job, result.queue_position)
     return json_response(
-        job_resource(
-            job, base, queue_position=result.queue_position, workers=rt.settings.infer_workers
-        ),
+        job_resource(job, base, queue_position=result.queue_position, eta_s=eta_s),
         status_code=202,
         headers=headers,
     )

@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS idempotency (
     expires_at REAL NOT NULL,
     PRIMARY KEY (tenant, key)
 );
+CREATE TABLE IF NOT EXISTS records (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS leases (
     job_id TEXT PRIMARY KEY,
     worker_id TEXT NOT NULL,
@@ -81,6 +85,11 @@ def _load_claim(conn: sqlite3.Connection, tenant: str, key: str) -> IdempotencyR
         (tenant, key),
     ).fetchone()
     return IdempotencyRecord(row[0], row[1], float(row[2])) if row else None
+
+
+def _load_record(conn: sqlite3.Connection, name: str) -> str | None:
+    row = conn.execute("SELECT value FROM records WHERE name = ?", (name,)).fetchone()
+    return str(row[0]) if row else None
 
 
 def _in_transaction(conn: sqlite3.Connection, change: Callable[[], bool]) -> bool:
@@ -226,6 +235,18 @@ class SqliteBackend:
                 f"INSERT OR REPLACE INTO leases ({_LEASE_COLUMNS}) VALUES (?, ?, ?, ?)",
                 (lease.job_id, lease.worker_id, lease.attempt, lease.expires_at),
             )
+            return True
+
+        return await self._run(lambda conn: _in_transaction(conn, lambda: write(conn)))
+
+    async def read_record(self, name: str) -> str | None:
+        return await self._run(lambda conn: _load_record(conn, name))
+
+    async def put_record(self, name: str, value: str, *, expected: str | None) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            if _load_record(conn, name) != expected:
+                return False
+            conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?)", (name, value))
             return True
 
         return await self._run(lambda conn: _in_transaction(conn, lambda: write(conn)))

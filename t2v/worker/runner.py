@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import rust_infer
-from t2v import events
-from t2v.jobs import COMMITTED_PHASE, Job, JobError, JobStatus, JobUpdate, Progress
+from t2v import eta, events
+from t2v.errors import UnavailableError
+from t2v.jobs import COMMITTED_PHASE, Job, JobError, JobStatus, JobUpdate
 from t2v.lifecycle import started_data
 from t2v.metrics import StepTimer, metrics, record_gpu_usage
 from t2v.model.pipeline import LoadedModel, generate
@@ -93,29 +94,65 @@ class JobRunner:
     async def _run(self, job: Job, lease: Lease, cancel: CancelCheck) -> Outcome:
         params = job.params
         total = int(params["num_inference_steps"])
-        await self._send(
-            events.JOB_STARTED, job.id, started_data(job.id, lease.attempt, self.worker_id, total)
+        seed, figures = await self._figures(job)
+        reporter = ProgressReporter(
+            self._rt,
+            asyncio.get_running_loop(),
+            job.id,
+            lease.attempt,
+            eta.RunClock(figures.plan(params, seed)),
         )
+        started = started_data(job.id, lease.attempt, self.worker_id, total, **reporter.estimate())
+        await self._send(events.JOB_STARTED, job.id, started)
         if lease.attempt == 1:
             metrics().queue_wait.observe(max(0.0, time.time() - job.created_at))
         model = await self.models.get()
         key = rust_infer.artifact_key(params, model.revision)
         cached = await cached_video(self._rt, job, key)
         if cached is not None:
-            if not await self._commit(job, lease):
+            if not await self._commit(job, lease, reporter):
                 return await self._canceled(job)
             self.cache_hits += 1
             metrics().artifact_cache_hits.inc()
             return await self._succeed(job, lease, cached, cached_hit=True)
-        reporter = ProgressReporter(self._rt, asyncio.get_running_loop(), job.id, lease.attempt)
+        ticker = asyncio.create_task(reporter.keep_reporting())
         try:
-            frames = await self._generate(model, params, total, reporter, cancel)
-        except rust_infer.RunFailed as failure:
-            await reporter.drain()
-            return await self._fail(job, lease, failure, lost=cancel.lease_lost.is_set())
-        outcome = await self._publish(job, lease, key, frames, reporter, cancel)
+            try:
+                frames = await self._generate(model, params, total, reporter, cancel)
+            except rust_infer.RunFailed as failure:
+                await reporter.drain()
+                return await self._fail(job, lease, failure, lost=cancel.lease_lost.is_set())
+            outcome = await self._publish(job, lease, key, frames, reporter, cancel)
+        finally:
+            ticker.cancel()
         await reporter.drain()
+        if outcome.result == "succeeded":
+            await self._learn(job, seed, reporter.clock)
         return outcome
+
+    async def _figures(self, job: Job) -> tuple[eta.Seed, eta.Figures]:
+        """rust_infer's estimate of the job and the figures learned so far (none when the
+        store cannot say: the ETA is advisory and must not stop a job)."""
+        settings = self._rt.settings
+        seed = eta.Seed.of(job.params, profile=settings.model_profile, gpu=settings.gpu)
+        try:
+            figures = await eta.read_figures(self._rt.store, settings.model_profile, settings.gpu)
+        except UnavailableError:
+            log.warning("ETA figures unreadable for %s; using the estimate", job.id)
+            figures = eta.Figures()
+        return seed, figures
+
+    async def _learn(self, job: Job, seed: eta.Seed, clock: eta.RunClock) -> None:
+        """Move the figures towards this run's phases."""
+        settings = self._rt.settings
+        measured = clock.measured()
+        try:
+            await self._rt.store.update_record(
+                eta.record_name(settings.model_profile, settings.gpu),
+                lambda raw: eta.Figures(raw).learned(job.params, seed, measured),
+            )
+        except UnavailableError:
+            log.warning("ETA figures not updated after %s", job.id)
 
     async def _publish(
         self,
@@ -136,30 +173,33 @@ class JobRunner:
             return Outcome(job.id, "ignored", "lease lost")
         if await self._rt.store.is_cancel_requested(job.id):
             return await self._canceled(job)
+        reporter.clock.enter("encode")
         reporter.report("encoding", total, total)
         try:
             data, video = await encode_video(job, key, frames)
         except ArtifactMismatch as exc:
             await self._rt.store.release(lease)
             raise RetryLater(str(exc)) from exc
+        reporter.clock.enter("finish")
         if cancel.lease_lost.is_set():
             return Outcome(job.id, "ignored", "lease lost")
-        if not await self._commit(job, lease):
+        if not await self._commit(job, lease, reporter):
             return await self._canceled(job)
         reporter.report(COMMITTED_PHASE, total, total)
         await store_video(self._rt, key, data)
         return await self._succeed(job, lease, video, cached_hit=False)
 
-    async def _commit(self, job: Job, lease: Lease) -> bool:
+    async def _commit(self, job: Job, lease: Lease, reporter: ProgressReporter) -> bool:
         """Move the job into `COMMITTED_PHASE` in the store, where a cancel is answered
         `409 too_late`. One compare-and-set with the cancel request: False when a cancel
         was requested first (the job is then to be canceled, its video not published)."""
         total = int(job.params["num_inference_steps"])
+        reporter.clock.enter("finish")
         update = JobUpdate(
             job.id,
             JobStatus.RUNNING,
             phase=COMMITTED_PHASE,
-            progress=Progress(lease.attempt, total, total),
+            progress=reporter.progress(total, total),
             at=time.time(),
         )
         result = await self._rt.store.apply(update)
@@ -182,6 +222,7 @@ class JobRunner:
         def on_progress(step: int, steps: int) -> None:
             timer.tick()
             record_gpu_usage()
+            reporter.clock.stepped()
             reporter.report("denoising" if step < steps else "decoding", step, steps)
 
         def run() -> Any:
