@@ -32,16 +32,16 @@ if TYPE_CHECKING:
     from t2v.settings import Settings
     from t2v.store import JobStore
 
-TIMED_PHASES = ("setup", "step", "decode", "encode", "finish")
+# `handoff` is the gap between one queued job's end and the next one's start on a worker.
+TIMED_PHASES = ("handoff", "setup", "step", "decode", "encode", "finish")
+RUN_PHASES = TIMED_PHASES[1:]
 # The weight of the newest run once this many have been seen (before: 1 / runs).
-MIN_WEIGHT = 0.3
+MIN_WEIGHT = 0.5
 # A phase that has run past its estimate is guessed to need this share of its time again:
 # never "0 s left" while work is left.
-LATE_SHARE = 0.05
+LATE_SHARE = 0.2
 # The estimate's step pace counts as this many observed steps when blended with the run's.
 PRIOR_STEPS = 1.0
-# How far the run's step pace may scale the phases after it (a loaded or quiet machine).
-PACE_SCALE = (0.5, 2.0)
 MODEL_CLASS = "model"
 # Jobs ahead read for a queued job's ETA; any further ahead cost the mean of those read.
 AHEAD_CAP = 100
@@ -69,13 +69,14 @@ class Seed:
         cost = rust_infer.estimate(params, model=profile, gpu=gpu)
         steps = int(params["num_inference_steps"])
         units = {
+            "handoff": 1.0,
             "setup": 1.0,
             "step": float(cost["seconds_per_step"]),
             "decode": float(cost["decode_seconds"]),
             "encode": float(cost["encode_seconds"]),
             "finish": 1.0,
         }
-        figures = {"setup": float(cost["fixed_seconds"]), "finish": 0.0}
+        figures = {"handoff": 0.0, "setup": float(cost["fixed_seconds"]), "finish": 0.0}
         figures |= {phase: 1.0 for phase in ("step", "decode", "encode")}
         return cls(units, figures, steps)
 
@@ -84,6 +85,7 @@ class Seed:
 class Plan:
     """A job's expected seconds: `step` is one step's, the rest a whole phase's."""
 
+    handoff: float
     setup: float
     step: float
     steps: int
@@ -93,7 +95,13 @@ class Plan:
 
     @property
     def total(self) -> float:
+        """From the worker taking the job to its end."""
         return self.setup + self.steps * self.step + self.decode + self.encode + self.finish
+
+    @property
+    def queued_total(self) -> float:
+        """From the end of the job before it on a busy worker to its end."""
+        return self.handoff + self.total
 
 
 class Figures:
@@ -201,13 +209,11 @@ class RunClock:
     def snapshot(self, *, now: float | None = None) -> Snapshot:
         now = time.time() if now is None else now
         plan, pace = self.plan, self.step_pace()
-        # Decoding and encoding run on the same machine as the steps: as much slower or faster.
-        scale = min(max(pace / plan.step, PACE_SCALE[0]), PACE_SCALE[1]) if plan.step > 0 else 1
         expected = {
             "setup": plan.setup + pace,  # the set-up ends with the first step
             "step": max(0, plan.steps - len(self.step_times)) * pace,
-            "decode": plan.decode * scale,
-            "encode": plan.encode * scale,
+            "decode": plan.decode,
+            "encode": plan.encode,
             "finish": plan.finish,
         }
         if self.phase == "setup":
@@ -216,7 +222,7 @@ class RunClock:
         since = self.step_times[-1] if self.phase == "step" else self.phase_started
         in_phase = now - since
         left = _phase_left(expected[self.phase], in_phase)
-        later = list(TIMED_PHASES[TIMED_PHASES.index(self.phase) + 1 :])
+        later = list(RUN_PHASES[RUN_PHASES.index(self.phase) + 1 :])
         eta = left + sum(expected[phase] for phase in later)
         if self.phase == "step":
             phase_done = len(self.step_times) / plan.steps
@@ -272,9 +278,9 @@ async def read_figures(store: JobStore, profile: str, gpu: str) -> Figures:
 
 
 def expected_seconds(params: Mapping[str, Any], figures: Figures, settings: Settings) -> float:
-    """A job's whole run on a free worker, as the figures say now."""
+    """A queued job's time on a worker, as the figures say now."""
     seed = Seed.of(params, profile=settings.model_profile, gpu=settings.gpu)
-    return figures.plan(params, seed).total
+    return figures.plan(params, seed).queued_total
 
 
 def _left(job: Job, figures: Figures, settings: Settings) -> float:

@@ -60,17 +60,21 @@ class JobRunner:
         # Jobs this process is working on: a duplicate delivery to the same process would
         # otherwise pass the lease check (the lease is already ours).
         self._active: set[str] = set()
+        # When this worker last finished with a job: the next queued one's handoff starts.
+        self._free_since: float | None = None
 
     async def handle(self, job_id: str) -> Outcome:
         if job_id in self._active:
             return Outcome(job_id, "duplicate", "already running in this worker")
         self._active.add(job_id)
+        received = time.time()
         try:
-            return await self._handle(job_id)
+            return await self._handle(job_id, received)
         finally:
             self._active.discard(job_id)
+            self._free_since = time.time()
 
-    async def _handle(self, job_id: str) -> Outcome:
+    async def _handle(self, job_id: str, received: float) -> Outcome:
         rt = self._rt
         job = await rt.store.get(job_id)
         if job is None or job.status.terminal:
@@ -85,13 +89,13 @@ class JobRunner:
         cancel = CancelCheck(self._rt, asyncio.get_running_loop(), job_id)
         heartbeat = asyncio.create_task(self._heartbeat(lease, cancel))
         try:
-            return await self._run(job, lease, cancel)
+            return await self._run(job, lease, cancel, received)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    async def _run(self, job: Job, lease: Lease, cancel: CancelCheck) -> Outcome:
+    async def _run(self, job: Job, lease: Lease, cancel: CancelCheck, received: float) -> Outcome:
         params = job.params
         total = int(params["num_inference_steps"])
         seed, figures = await self._figures(job)
@@ -100,7 +104,7 @@ class JobRunner:
             asyncio.get_running_loop(),
             job.id,
             lease.attempt,
-            eta.RunClock(figures.plan(params, seed)),
+            eta.RunClock(figures.plan(params, seed), now=received),
         )
         started = started_data(job.id, lease.attempt, self.worker_id, total, **reporter.estimate())
         await self._send(events.JOB_STARTED, job.id, started)
@@ -127,7 +131,13 @@ class JobRunner:
             ticker.cancel()
         await reporter.drain()
         if outcome.result == "succeeded":
-            await self._learn(job, seed, reporter.clock)
+            measured = reporter.clock.measured()
+            free_since = self._free_since
+            if free_since is not None and job.created_at < free_since:
+                # It waited for this worker: the time from its last job to this one is the
+                # queue's handoff (broker delivery, claim), which every queued job pays.
+                measured["handoff"] = received - free_since
+            await self._learn(job, seed, measured)
         return outcome
 
     async def _figures(self, job: Job) -> tuple[eta.Seed, eta.Figures]:
@@ -142,10 +152,9 @@ class JobRunner:
             figures = eta.Figures()
         return seed, figures
 
-    async def _learn(self, job: Job, seed: eta.Seed, clock: eta.RunClock) -> None:
+    async def _learn(self, job: Job, seed: eta.Seed, measured: dict[str, float]) -> None:
         """Move the figures towards this run's phases."""
         settings = self._rt.settings
-        measured = clock.measured()
         try:
             await self._rt.store.update_record(
                 eta.record_name(settings.model_profile, settings.gpu),

@@ -51,14 +51,21 @@ async def test_decoding_and_encoding_report_their_own_progress(
     assert stored.progress is not None and stored.progress.seq >= seqs[-1]
 
 
-async def test_a_generated_job_teaches_the_figures(worker: Worker) -> None:
+async def test_generated_jobs_teach_the_figures(worker: Worker) -> None:
     settings = worker.rt.settings
     name = eta.record_name(settings.model_profile, settings.gpu)
     assert await worker.rt.store.read_record(name) is None
-    job = await worker.submit()
-    assert (await worker.runner.handle(job.id)).result == "succeeded"
+    first, second = await worker.submit(), await worker.submit()
+    assert (await worker.runner.handle(first.id)).result == "succeeded"
     figures = eta.Figures(await worker.rt.store.read_record(name))
-    size = eta.size_class(job.params)
-    for phase in eta.TIMED_PHASES:
+    size = eta.size_class(first.params)
+    for phase in eta.RUN_PHASES:
         assert figures.raw[size][phase][1] == 1, phase  # one run seen
         assert figures.raw[eta.MODEL_CLASS][phase][1] == 1, phase
+    # Nothing ran before the first job: there was no handoff to measure.
+    assert "handoff" not in figures.raw[size]
+    # The second waited for the first: the gap between them is the queue's handoff.
+    assert (await worker.runner.handle(second.id)).result == "succeeded"
+    figures = eta.Figures(await worker.rt.store.read_record(name))
+    assert figures.raw[size]["step"][1] == 2
+    assert figures.raw[size]["handoff"][1] == 1 and figures.raw[size]["handoff"][0] >= 0
