@@ -82,9 +82,20 @@ class Progress:
     attempt: int
     step: int
     total: int
+    # What the worker said at `at` (t2v.eta): its report number within the attempt (orders
+    # reports of one step and phase), seconds left, and the shares done of the whole job
+    # and of the current phase.
+    seq: int = 0
+    eta_s: float | None = None
+    at: float | None = None
+    done: float | None = None
+    phase_done: float | None = None
 
     @property
     def percent(self) -> float:
+        """Of the whole job's time when the worker said, else of the steps."""
+        if self.done is not None:
+            return round(100.0 * min(self.done, 0.999), 1)
         return round(100.0 * self.step / self.total, 1) if self.total else 0.0
 
 
@@ -191,7 +202,8 @@ def merge(job: Job, update: JobUpdate) -> Job | None:
     """Return the job with `update` applied, or None when the update is stale.
 
     Status only climbs in rank and the first terminal status wins. While running, progress
-    is ordered by (attempt, step), so a redelivered or late progress event is ignored.
+    is ordered by (attempt, step, phase, the worker's report number), so a redelivered or
+    late progress event is ignored.
     """
     if job.status.terminal:
         return None
@@ -219,7 +231,8 @@ def merge(job: Job, update: JobUpdate) -> Job | None:
         if (
             job.status == JobStatus.RUNNING
             and _progress_key(update.progress) == _progress_key(job.progress)
-            and _phase_index(update.phase) <= _phase_index(job.phase)
+            and (_phase_index(update.phase), _seq(update.progress))
+            <= (_phase_index(job.phase), _seq(job.progress))
         ):
             return None
         return dataclasses.replace(
@@ -255,6 +268,10 @@ def is_committed(job: Job) -> bool:
     if job.status == JobStatus.SUCCEEDED:
         return True
     return job.status == JobStatus.RUNNING and job.phase == COMMITTED_PHASE
+
+
+def _seq(progress: Progress | None) -> int:
+    return progress.seq if progress else 0
 
 
 def _phase_index(phase: str | None) -> int:

@@ -35,21 +35,26 @@ _STATUS_OF = {
 }
 
 
-def started_data(job_id: str, attempt: int, worker: str, total: int) -> dict[str, Any]:
-    return {"job_id": job_id, "attempt": attempt, "worker": worker, "total_steps": total}
+# What a worker may add to job.started and job.progress about time (t2v.eta, Progress).
+TIME_FIELDS = ("eta_s", "at", "done", "phase_done")
+
+
+def started_data(
+    job_id: str, attempt: int, worker: str, total: int, **eta: float
+) -> dict[str, Any]:
+    return {"job_id": job_id, "attempt": attempt, "worker": worker, "total_steps": total, **eta}
 
 
 def progress_data(
-    job_id: str, attempt: int, phase: str, step: int, total: int, *, worker: str
+    job_id: str, attempt: int, phase: str, step: int, total: int, *, worker: str, **eta: float
 ) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "attempt": attempt,
-        "worker": worker,
-        "phase": phase,
-        "step": step,
-        "total": total,
-    }
+    data = {"job_id": job_id, "attempt": attempt, "worker": worker, "phase": phase}
+    return data | {"step": step, "total": total} | eta
+
+
+def _progress(data: dict[str, Any], attempt: int, step: int, total: int) -> Progress:
+    times = {name: float(data[name]) for name in TIME_FIELDS if data.get(name) is not None}
+    return Progress(attempt, step, total, seq=int(data.get("seq", 0)), **times)
 
 
 def lifecycle_update(event: CloudEvent, *, now: float) -> JobUpdate:
@@ -75,10 +80,10 @@ def _update(
     # job.canceled and job.failed echo changes it already wrote, so they are stale anyway).
     by = Reporter(str(data.get("worker", "")), attempt)
     if event_type == events.JOB_STARTED:
-        progress = Progress(attempt, 0, int(data["total_steps"]))
+        progress = _progress(data, attempt, 0, int(data["total_steps"]))
         return JobUpdate(job_id, status, phase="starting", progress=progress, at=now, reporter=by)
     if event_type == events.JOB_PROGRESS:
-        progress = Progress(attempt, int(data["step"]), int(data["total"]))
+        progress = _progress(data, attempt, int(data["step"]), int(data["total"]))
         phase = str(data["phase"])
         return JobUpdate(job_id, status, phase=phase, progress=progress, at=now, reporter=by)
     if event_type == events.JOB_SUCCEEDED:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import math
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +9,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from t2v.eta import running_eta
 from t2v.jobs import Job, JobStatus
 from t2v.settings import DEFAULT_VIDEO_RETENTION_S, Settings
 from t2v.store.core import video_finished_at
@@ -25,33 +23,8 @@ def iso_time(epoch: float | None) -> str | None:
     return _iso_time(epoch)
 
 
-@functools.lru_cache(maxsize=4096)
 def _iso_time(epoch: float) -> str:
-    # A job's timestamps never change and are shown on every poll.
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
-
-
-def eta_seconds(
-    job: Job, queue_position: int | None, *, workers: int = 1, now: float | None = None
-) -> float | None:
-    """Seconds until the job should finish.
-
-    Queued: the jobs ahead are assumed to cost about what this one does, `workers` at a
-    time. Running: the pace of the steps so far, or the estimate before the first step.
-    """
-    if job.estimated_s is None or job.status.terminal:
-        return None
-    if job.status == JobStatus.QUEUED:
-        if queue_position is None:
-            return None
-        return round(job.estimated_s * math.ceil(queue_position / max(1, workers)), 1)
-    now = time.time() if now is None else now
-    elapsed = now - (job.started_at or now)
-    progress = job.progress
-    if progress is None or progress.step == 0 or progress.total == 0:
-        return round(max(0.0, job.estimated_s - elapsed), 1)
-    per_step = elapsed / progress.step
-    return round(per_step * (progress.total - progress.step), 1)
 
 
 def expires_at(job: Job, retention_s: float) -> float | None:
@@ -64,9 +37,10 @@ def job_resource(
     base: str,
     *,
     queue_position: int | None = None,
-    workers: int = 1,
+    eta_s: float | None = None,
     retention_s: float = DEFAULT_VIDEO_RETENTION_S,
 ) -> dict[str, Any]:
+    """`eta_s`: a queued job's ETA (`t2v.eta.job_eta`); a running job's is its worker's."""
     self_url = f"{base}/v1/jobs/{job.id}"
     links: dict[str, str] = {"self": self_url}
     if not job.status.terminal:
@@ -89,9 +63,13 @@ def job_resource(
         progress = {
             "step": job.progress.step,
             "total": job.progress.total,
-            "percent": job.progress.percent,
+            # Of the whole job's time: below 100 while work is left, 100 once it succeeded.
+            "percent": 100.0 if job.status == JobStatus.SUCCEEDED else job.progress.percent,
+            "phase_percent": _percent(job.progress.phase_done),
             "attempt": job.progress.attempt,
         }
+    if eta_s is None and job.status == JobStatus.RUNNING:
+        eta_s = running_eta(job)
     error = job.error.summary() if job.error is not None else None
     return {
         "id": job.id,
@@ -101,7 +79,7 @@ def job_resource(
         "progress": progress,
         "queue_position": queue_position,
         "estimated_seconds": job.estimated_s,
-        "eta_seconds": eta_seconds(job, queue_position, workers=workers),
+        "eta_seconds": round(eta_s, 1) if eta_s is not None and not job.status.terminal else None,
         "params": job.params,
         "created_at": iso_time(job.created_at),
         "started_at": iso_time(job.started_at),
@@ -116,21 +94,30 @@ def job_resource(
 
 
 def resource_for(
-    job: Job, base: str, settings: Settings, *, queue_position: int | None = None
+    job: Job,
+    base: str,
+    settings: Settings,
+    *,
+    queue_position: int | None = None,
+    eta_s: float | None = None,
 ) -> dict[str, Any]:
-    """`job_resource` with what the settings say (workers for the ETA, video retention)."""
+    """`job_resource` with the video retention the settings say."""
     return job_resource(
         job,
         base,
         queue_position=queue_position,
-        workers=settings.infer_workers,
+        eta_s=eta_s,
         retention_s=settings.video_retention_s,
     )
 
 
+def _percent(share: float | None) -> float | None:
+    return round(100.0 * share, 1) if share is not None else None
+
+
 def json_body(content: object) -> bytes:
-    """Compact UTF-8 JSON, as Starlette's JSONResponse renders it, by orjson: the json
-    module took 30-40 us for a job resource, on every submit and status poll."""
+    """Compact UTF-8 JSON, as Starlette's JSONResponse renders it (orjson also takes the
+    job's dataclasses and enums as they are)."""
     return orjson.dumps(content)
 
 

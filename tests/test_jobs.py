@@ -39,6 +39,25 @@ def test_a_new_attempt_restarts_progress() -> None:
     assert retried is not None and retried.progress == Progress(2, 0, 8)
 
 
+def test_a_later_report_of_the_same_step_and_phase_is_kept_and_an_older_one_not() -> None:
+    def report(seq: int, eta_s: float) -> JobUpdate:
+        progress = Progress(1, 8, 8, seq=seq, eta_s=eta_s, at=3.0, done=0.9, phase_done=0.5)
+        return JobUpdate("job_1", JobStatus.RUNNING, phase="decoding", progress=progress)
+
+    job = merge(QUEUED, report(4, 3.0))
+    assert job is not None
+    later = merge(job, report(5, 2.0))
+    assert later is not None and later.progress is not None and later.progress.eta_s == 2.0
+    assert merge(later, report(4, 3.0)) is None  # late, delivered out of order
+    assert merge(later, report(5, 2.0)) is None  # a redelivery
+
+
+def test_percent_is_of_the_whole_job_when_the_worker_says() -> None:
+    assert Progress(1, 8, 8).percent == 100.0
+    assert Progress(1, 8, 8, done=0.7).percent == 70.0
+    assert Progress(1, 8, 8, done=1.0).percent < 100.0  # only a finished job is at 100%
+
+
 def test_phase_moves_forward_at_the_same_step() -> None:
     job = merge(QUEUED, running(1, 8, "decoding"))
     assert job is not None

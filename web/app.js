@@ -91,7 +91,9 @@ function progressText(job) {
   const p = job.progress;
   if (job.status === "succeeded") return "100%";
   if (!p) return job.status === "queued" ? "waiting" : "";
-  const steps = `step ${p.step} of ${p.total} (${Math.round(p.percent)}%)`;
+  const phase = typeof p.phase_percent === "number" && job.phase !== "denoising"
+    ? `, ${job.phase} ${Math.round(p.phase_percent)}%` : "";
+  const steps = `step ${p.step} of ${p.total}${phase} (${Math.round(p.percent)}% of the job)`;
   return p.attempt > 1 ? `${steps}, attempt ${p.attempt}` : steps;
 }
 
@@ -194,13 +196,13 @@ async function submitJob(event) {
 
 // ---- The current job ------------------------------------------------------------------------
 
-let current = null; // {id, generation, lastStatus, lastPhase, samples, videoFor, objectUrl}
+let current = null; // {id, generation, lastStatus, lastPhase, videoFor, objectUrl}
 let generation = 0;
 
 function showJob(job) {
   generation += 1;
   releaseVideo();
-  current = { id: job.id, generation, lastStatus: null, lastPhase: null, samples: [], videoFor: null };
+  current = { id: job.id, generation, lastStatus: null, lastPhase: null, videoFor: null };
   $("job-panel").hidden = false;
   $("job-error").textContent = "";
   history.replaceState(null, "", `#job=${encodeURIComponent(job.id)}`);
@@ -233,21 +235,6 @@ async function follow(state) {
   }
 }
 
-function estimateSecondsLeft(job) {
-  // From the pace of the denoising steps seen so far; decoding and encoding are short.
-  const p = job.progress;
-  if (job.status !== "running" || job.phase !== "denoising" || !p || !p.total) return null;
-  const samples = current.samples;
-  const last = samples[samples.length - 1];
-  if (last && p.step < last.step) samples.length = 0; // a new attempt starts over
-  if (!last || last.step !== p.step) samples.push({ step: p.step, at: performance.now() });
-  if (samples.length < 2) return null;
-  const first = samples[0];
-  const lastSample = samples[samples.length - 1];
-  const perStep = (lastSample.at - first.at) / 1000 / (lastSample.step - first.step);
-  return Math.max(0, Math.round(perStep * (p.total - p.step)));
-}
-
 function renderJob(job) {
   $("job-id").textContent = job.id;
   $("job-prompt").textContent = job.params ? job.params.prompt : "";
@@ -256,11 +243,8 @@ function renderJob(job) {
   badge.dataset.status = job.status;
   $("job-phase").textContent = job.phase || "-";
   $("job-queue").textContent = job.queue_position ? String(job.queue_position) : "-";
-  // The page's own pace measurement while denoising; otherwise the API's estimate (which
-  // also covers waiting in the queue).
-  const measured = estimateSecondsLeft(job);
-  const fromApi = typeof job.eta_seconds === "number" ? Math.round(job.eta_seconds) : null;
-  const secondsLeft = measured !== null ? measured : fromApi;
+  // The API's estimate: learned on the machine, counting every phase and the queue ahead.
+  const secondsLeft = typeof job.eta_seconds === "number" ? Math.round(job.eta_seconds) : null;
   $("job-eta").textContent = secondsLeft === null ? "-" : `about ${secondsLeft} s`;
 
   const bar = $("job-progress");

@@ -22,6 +22,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from t2v import events, openapi, prefer, recovery
 from t2v.artifacts.filesystem import FilesystemArtifactStore
 from t2v.errors import ConflictError, GoneError, InvalidRequestError, NotFoundError
+from t2v.eta import job_eta
 from t2v.event_auth import event_sender
 from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobStatus
@@ -55,9 +56,9 @@ async def get_job(request: Request, job_id: str) -> Response:
     job = _visible(rt, request, job_id, found)
     job, position, headers = await prefer.honour_wait(rt.store, request.headers, job, position)
     base = base_url(request, rt.settings.public_url)
-    return json_response(
-        resource_for(job, base, rt.settings, queue_position=position), headers=headers
-    )
+    eta_s = await job_eta(rt.store, rt.settings, job, position)
+    resource = resource_for(job, base, rt.settings, queue_position=position, eta_s=eta_s)
+    return json_response(resource, headers=headers)
 
 
 async def list_jobs(request: Request) -> Response:

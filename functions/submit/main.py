@@ -23,6 +23,7 @@ from t2v.errors import (
     NotFoundError,
     UnsupportedMediaTypeError,
 )
+from t2v.eta import expected_seconds, job_eta, read_figures
 from t2v.event_auth import event_sender
 from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobStatus, is_committed, new_job_id
@@ -51,7 +52,9 @@ async def _accept(
     """Validate (nothing is stored on error), count against the tenant's limits, store."""
     settings = rt.settings
     params = normalize(body, profile=settings.model_profile)
-    estimated_s = admit(params, profile=settings.model_profile, gpu=settings.gpu)
+    admit(params, profile=settings.model_profile, gpu=settings.gpu)
+    figures = await read_figures(rt.store, settings.model_profile, settings.gpu)
+    estimated_s = round(expected_seconds(params, figures, settings), 2)
     rate_headers = await (await limiter.get()).check(principal.tenant)
     claim = (
         IdempotencyClaim(check_idempotency_key(idempotency_key), request_hash(body))
@@ -97,8 +100,9 @@ async def create_job(request: Request) -> Response:
     headers = {"Location": f"{base}/v1/jobs/{job.id}", **rate_headers, **waited}
     if not result.created:
         headers["Idempotent-Replayed"] = "true"
+    eta_s = await job_eta(rt.store, rt.settings, job, position)
     return json_response(
-        resource_for(job, base, rt.settings, queue_position=position),
+        resource_for(job, base, rt.settings, queue_position=position, eta_s=eta_s),
         status_code=202,
         headers=headers,
     )

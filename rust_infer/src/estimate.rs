@@ -1,6 +1,8 @@
 //! The estimator: VRAM and seconds of one request on one GPU, from a small model whose every
-//! constant is written down here and in docs/estimator.md with its source. Constants marked
-//! ASSUMPTION are to be replaced by measurements (`bench/gpu_mochi.py`) once GPU figures exist.
+//! constant is written down here and in docs/estimator.md with its source (the figures
+//! themselves live in BENCHMARKS.md). Constants marked ASSUMPTION or DERIVED are to be
+//! replaced by measurements (`bench/gpu_mochi.py`) on that GPU. This is the seed of infer's
+//! ETA: `t2v/eta.py` learns each phase's real pace on the machine from it.
 //!
 //! ```text
 //! latent frames  = (num_frames - 1) / 6 + 1            (VAE: 6x in time)
@@ -122,39 +124,41 @@ pub const TINY: Model = Model {
 
 /// 1 GiB.
 const GIB: f64 = 1_073_741_824.0;
-/// rust_infer's encode: 3.4 s for 163 x 480 x 848 on the 2-core machine (docs/video.md).
+/// rust_infer's encode, MEASURED on the 2-core machine (docs/estimator.md, docs/video.md).
 const ENCODE_S_PER_PIXEL: f64 = 3.4 / (163.0 * 480.0 * 848.0);
 
-/// H100 SXM: 989 TFLOP/s dense bf16 (NVIDIA datasheet); 81,559 MiB (nvidia-smi total).
-pub const H100: Gpu = Gpu {
-    name: "h100",
+/// H200: dense bf16 peak from NVIDIA's data sheet; memory from nvidia-smi.
+pub const H200: Gpu = Gpu {
+    name: "h200",
     peak_flops: 989e12,
-    // ASSUMPTION: 0.35, a typical MFU for large bf16 transformers; refine from bench/gpu_mochi.py.
-    mfu: 0.35,
-    memory_bytes: 81_559.0 * 1_048_576.0,
+    // MEASURED by bench/gpu_mochi.py at full size with infer's default on CUDA (each block
+    // compiled); plain diffusers reaches less (BENCHMARKS.md, docs/estimator.md).
+    mfu: 0.556,
+    memory_bytes: 143_771.0 * 1_048_576.0,
     bytes_per_value: 2.0,
-    // ASSUMPTION: 20 ms per step of scheduler and launch overhead.
+    // ASSUMPTION: scheduler and launch overhead per step.
     step_overhead_s: 0.02,
-    // ASSUMPTION: 1 s for T5-XXL encoding (two prompts) and pipeline set-up.
+    // ASSUMPTION: T5-XXL encoding (two prompts) and pipeline set-up.
     fixed_s: 1.0,
     // diffusers' Mochi VAE tiling: 256-pixel tiles every 192 pixels, (256 / 192)^2 the work.
     vae_tile: Some(256.0),
     vae_tile_overlap: (256.0 / 192.0) * (256.0 / 192.0),
     encode_s_per_pixel: ENCODE_S_PER_PIXEL,
-    // ASSUMPTION: 1 GiB for the CUDA context and allocator slack.
+    // ASSUMPTION: the CUDA context and allocator slack.
     reserve_bytes: GIB,
 };
 
-/// H200: the H100's compute (989 TFLOP/s dense bf16) with 141 GB; 143,771 MiB (nvidia-smi).
-pub const H200: Gpu = Gpu {
-    name: "h200",
-    memory_bytes: 143_771.0 * 1_048_576.0,
-    ..H100
+/// H100 SXM: the H200's dense bf16 peak with less memory (nvidia-smi). DERIVED: its MFU is
+/// the H200's until bench/gpu_mochi.py measures it on an H100 (less memory bandwidth may
+/// make it lower).
+pub const H100: Gpu = Gpu {
+    name: "h100",
+    memory_bytes: 81_559.0 * 1_048_576.0,
+    ..H200
 };
 
 /// The tiny model on the 2-core development CPU, float32. CALIBRATED from two runs on a quiet
-/// machine (128x224, 19 frames, 8 steps: 1.8 s; 240x432, 31 frames, 4 steps: 9.8 s) and
-/// their split into per-step and per-video time (runs at 2 and 8, and 2 and 4 steps).
+/// machine and their split into per-step and per-video time (docs/estimator.md).
 pub const CPU_TINY: Gpu = Gpu {
     name: "cpu-tiny",
     // Effective rate with mfu 1: fitted, not the CPU's peak.
@@ -180,6 +184,10 @@ pub struct Estimate {
     pub vram_bytes: u64,
     pub seconds: f64,
     pub seconds_per_step: f64,
+    /// The parts of `seconds` after and before the steps: VAE decode, MP4 encode, set-up.
+    pub decode_seconds: f64,
+    pub encode_seconds: f64,
+    pub fixed_seconds: f64,
     pub visual_tokens: u64,
     pub gpu_memory_bytes: u64,
 }
@@ -216,9 +224,10 @@ pub fn estimate(model: &Model, gpu: &Gpu, params: &JobParams) -> Estimate {
     let pixels = f64::from(params.num_frames) * f64::from(params.height) * f64::from(params.width);
     let seconds_per_step = step_flops(model, params) / rate + gpu.step_overhead_s;
     let decode_s = model.vae_flops_per_pixel * gpu.vae_tile_overlap * pixels / rate;
+    let encode_s = gpu.encode_s_per_pixel * pixels;
     let seconds = f64::from(params.num_inference_steps) * seconds_per_step
         + decode_s
-        + gpu.encode_s_per_pixel * pixels
+        + encode_s
         + gpu.fixed_s;
 
     let weights = model.total_params * gpu.bytes_per_value;
@@ -242,6 +251,9 @@ pub fn estimate(model: &Model, gpu: &Gpu, params: &JobParams) -> Estimate {
         vram_bytes: vram.ceil() as u64,
         seconds,
         seconds_per_step,
+        decode_seconds: decode_s,
+        encode_seconds: encode_s,
+        fixed_seconds: gpu.fixed_s,
         visual_tokens: visual_tokens(params),
         gpu_memory_bytes: gpu.memory_bytes as u64,
     }

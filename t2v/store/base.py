@@ -4,8 +4,9 @@ backend; every backend passes `tests/contracts/test_job_store.py`."""
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from t2v.jobs import Job, JobStatus, JobUpdate
 
@@ -139,6 +140,24 @@ class JobStore(Protocol):
         index, and counting is linear) and reports 100 for any job further back; Redis is
         exact (ZCOUNT on its sorted set).
         """
+        ...
+
+    async def jobs_ahead(
+        self, job: Job, *, limit: int
+    ) -> tuple[builtins.list[Job], builtins.list[Job]]:
+        """What a queued job waits for: the running jobs and the queued jobs created before
+        it, each oldest first and at most `limit` of each."""
+        ...
+
+    async def read_record(self, name: str) -> dict[str, Any] | None:
+        """A small named record that is not a job (infer's ETA figures), None if unset."""
+        ...
+
+    async def update_record(
+        self, name: str, change: Callable[[dict[str, Any] | None], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Replace the record with `change(stored)` as one compare-and-set (retried on a
+        conflict, so concurrent updates from several workers are all kept)."""
         ...
 
     async def count(self, status: JobStatus) -> int:

@@ -21,7 +21,9 @@ import dataclasses
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 from t2v.errors import ConflictError, IdempotencyConflictError, NotFoundError, UnavailableError
 from t2v.jobs import Job, JobStatus, JobUpdate, Reporter, cancel, merge
@@ -98,6 +100,14 @@ class JobStoreBackend(Protocol):
 
     async def count_video_holders(self, key: str) -> int:
         """How many jobs hold the video stored under `key`."""
+        ...
+
+    async def read_record(self, name: str) -> str | None:
+        """A small named record (JSON text) that is not a job: e.g. infer's ETA figures."""
+        ...
+
+    async def put_record(self, name: str, value: str, *, expected: str | None) -> bool:
+        """Store the record if the stored one still equals `expected` (None: none yet)."""
         ...
 
     async def newest(
@@ -358,7 +368,41 @@ class JobStoreCore:
     async def lease_of(self, job_id: str) -> Lease | None:
         return await self._backend.read_lease(job_id)
 
+    # Named records ------------------------------------------------------------------------
+    async def read_record(self, name: str) -> dict[str, Any] | None:
+        text = await self._backend.read_record(name)
+        return orjson.loads(text) if text is not None else None
+
+    async def update_record(
+        self, name: str, change: Callable[[dict[str, Any] | None], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Read, `change`, compare-and-set: the record written."""
+        async for _ in _rounds():
+            text = await self._backend.read_record(name)
+            record = change(orjson.loads(text) if text is not None else None)
+            if await self._backend.put_record(name, orjson.dumps(record).decode(), expected=text):
+                return record
+        raise _too_contended()
+
     # Queries ------------------------------------------------------------------------------
+    async def jobs_ahead(
+        self, job: Job, *, limit: int
+    ) -> tuple[builtins.list[Job], builtins.list[Job]]:
+        """What a queued job waits for: the running jobs and the queued jobs created before
+        it, each oldest first and at most `limit` of each."""
+        statuses = ((JobStatus.RUNNING, None), (JobStatus.QUEUED, job.created_at))
+        ids = [
+            await self._backend.oldest(status, created_before=before, offset=0, limit=limit)
+            for status, before in statuses
+        ]
+        found = await self._backend.read_jobs([*ids[0], *ids[1]])
+        # The index and the jobs are read one after the other: drop a job that moved on.
+        running = [other for other in found if other.status == JobStatus.RUNNING]
+        queued = [
+            other for other in found if other.status == JobStatus.QUEUED and other.id != job.id
+        ]
+        return running, queued
+
     async def list(
         self,
         *,

@@ -24,6 +24,7 @@ transactions stay legal there:
 - `{p}:video-holders:<artifact key>`: set of the ids of the jobs holding that video
 - `{p}:lease:<id>`: hash of worker_id, attempt, expires_at
 - `{p}:idem:<len(tenant)>:<tenant>:<key>`: the idempotency record, expiring with its TTL
+- `{p}:record:<name>`: a named record as JSON (infer's ETA figures)
 """
 
 from __future__ import annotations
@@ -145,6 +146,9 @@ class RedisBackend:
 
     def _holders_key(self, video_key: str) -> str:
         return f"{self._p}:video-holders:{video_key}"
+
+    def _record_key(self, name: str) -> str:
+        return f"{self._p}:record:{name}"
 
     def _index_key(self, tenant: str | None, status: JobStatus | None) -> str:
         if tenant is None:
@@ -295,6 +299,25 @@ class RedisBackend:
                 "expires_at": repr(lease.expires_at),
             }
             pipe.hset(key, mapping=fields)
+            return True
+
+        return await self._compare_and_set([key], write)
+
+    @_unavailable_on_connection_loss
+    async def read_record(self, name: str) -> str | None:
+        raw = await self._redis.get(self._record_key(name))
+        return _text(raw) if raw is not None else None
+
+    @_unavailable_on_connection_loss
+    async def put_record(self, name: str, value: str, *, expected: str | None) -> bool:
+        key = self._record_key(name)
+
+        async def write(pipe: Pipeline) -> bool:
+            raw = await pipe.get(key)
+            if (_text(raw) if raw is not None else None) != expected:
+                return False
+            _begin_writes(pipe)
+            pipe.set(key, value)
             return True
 
         return await self._compare_and_set([key], write)

@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS videos (
 );
 CREATE INDEX IF NOT EXISTS videos_by_key ON videos (video_key);
 CREATE INDEX IF NOT EXISTS videos_by_time ON videos (finished_at, job_id);
+CREATE TABLE IF NOT EXISTS records (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS leases (
     job_id TEXT PRIMARY KEY,
     worker_id TEXT NOT NULL,
@@ -101,6 +105,11 @@ def _index_video(conn: sqlite3.Connection, job: Job) -> None:
             "INSERT OR REPLACE INTO videos (job_id, video_key, finished_at) VALUES (?, ?, ?)",
             (job.id, key, video_finished_at(job)),
         )
+
+
+def _load_record(conn: sqlite3.Connection, name: str) -> str | None:
+    row = conn.execute("SELECT value FROM records WHERE name = ?", (name,)).fetchone()
+    return str(row[0]) if row else None
 
 
 def _in_transaction(conn: sqlite3.Connection, change: Callable[[], bool]) -> bool:
@@ -257,6 +266,18 @@ class SqliteBackend:
                 f"INSERT OR REPLACE INTO leases ({_LEASE_COLUMNS}) VALUES (?, ?, ?, ?)",
                 (lease.job_id, lease.worker_id, lease.attempt, lease.expires_at),
             )
+            return True
+
+        return await self._run(lambda conn: _in_transaction(conn, lambda: write(conn)))
+
+    async def read_record(self, name: str) -> str | None:
+        return await self._run(lambda conn: _load_record(conn, name))
+
+    async def put_record(self, name: str, value: str, *, expected: str | None) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            if _load_record(conn, name) != expected:
+                return False
+            conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?)", (name, value))
             return True
 
         return await self._run(lambda conn: _in_transaction(conn, lambda: write(conn)))

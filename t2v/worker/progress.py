@@ -14,42 +14,97 @@ import time
 from concurrent.futures import Future
 
 from t2v import events
+from t2v.eta import RunClock
+from t2v.jobs import Progress
 from t2v.lifecycle import progress_data
 from t2v.runtime import Runtime
 from t2v.store import Lease
 
 log = logging.getLogger(__name__)
 CANCEL_CHECK_TIMEOUT_S = 10.0
+# Phases that run without a step hook, reported on a timer instead.
+TICKED_PHASES = ("decoding", "encoding")
+# The timer's shortest interval (tests set the progress interval to 0: report everything).
+MIN_TICK_S = 0.2
 
 
 class ProgressReporter:
-    """Sends job.progress events, at most one per interval, but always phase changes."""
+    """Sends job.progress events, at most one per interval, but always phase changes.
 
-    def __init__(self, rt: Runtime, loop: asyncio.AbstractEventLoop, lease: Lease) -> None:
+    Each carries the run clock's estimate (`t2v.eta`): seconds left, the share done of the
+    job and of its phase, and a report number that orders reports of the same step and
+    phase. Decoding and encoding run without a step hook: `keep_reporting` reports them
+    every interval, so their own progress moves and their time counts in the ETA.
+    """
+
+    def __init__(
+        self, rt: Runtime, loop: asyncio.AbstractEventLoop, lease: Lease, clock: RunClock
+    ) -> None:
         self._rt = rt
         self._loop = loop
         self._lease = lease
+        self.clock = clock
         self._last_sent = 0.0
-        self._last_phase = ""
+        self._last: tuple[str, int, int] = ("", 0, 0)
+        self._seq = 0
+        self._done = 0.0
+        self._lock = threading.Lock()
         self._pending: list[Future[bool]] = []
 
-    def report(self, phase: str, step: int, total: int) -> None:
+    def report(self, phase: str, step: int, total: int, *, tick: bool = False) -> None:
+        """Called from any thread; `tick`: a timed phase's periodic report."""
         now = time.monotonic()
-        phase_changed = phase != self._last_phase
-        final_step = step == total
+        phase_changed = phase != self._last[0]
+        final_step = step == total and not tick
         if not (phase_changed or final_step) and now - self._last_sent < self._interval:
             return
         self._last_sent = now
-        self._last_phase = phase
+        self._last = (phase, step, total)
         lease = self._lease
         data = progress_data(
-            lease.job_id, lease.attempt, phase, step, total, worker=lease.worker_id
+            lease.job_id,
+            lease.attempt,
+            phase,
+            step,
+            total,
+            worker=lease.worker_id,
+            **self.estimate(),
         )
         event = self._rt.event(events.JOB_PROGRESS, lease.job_id, data)
         # Progress is advisory: an undelivered one (the sink counts and logs it) fails nothing.
         self._pending.append(
             asyncio.run_coroutine_threadsafe(self._rt.sink.send(event), self._loop)
         )
+
+    def estimate(self) -> dict[str, float]:
+        """The clock's estimate now, with the next report number."""
+        snapshot = self.clock.snapshot()
+        with self._lock:
+            self._seq += 1
+            # A run past its estimate gains time left: the share done holds rather than falls.
+            self._done = max(self._done, snapshot.done)
+            seq, done = self._seq, self._done
+        return {
+            "seq": seq,
+            "eta_s": snapshot.eta_s,
+            "at": snapshot.at,
+            "done": done,
+            "phase_done": snapshot.phase_done,
+        }
+
+    def progress(self, step: int, total: int) -> Progress:
+        """A `Progress` with the clock's estimate, for an update the worker writes itself."""
+        estimate = self.estimate()
+        seq = int(estimate.pop("seq"))
+        return Progress(self._lease.attempt, step, total, seq=seq, **estimate)
+
+    async def keep_reporting(self) -> None:
+        """Report the phases without a step hook until cancelled."""
+        while True:
+            await asyncio.sleep(max(self._interval, MIN_TICK_S))
+            phase, step, total = self._last
+            if phase in TICKED_PHASES:
+                self.report(phase, step, total, tick=True)
 
     @property
     def _interval(self) -> float:

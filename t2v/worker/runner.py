@@ -19,8 +19,9 @@ from typing import Any
 
 import rust_infer
 from rust_infer import NormalizedParams
-from t2v import events
-from t2v.jobs import COMMITTED_PHASE, Job, JobError, JobStatus, JobUpdate, Progress
+from t2v import eta, events
+from t2v.errors import UnavailableError
+from t2v.jobs import COMMITTED_PHASE, Job, JobError, JobStatus, JobUpdate
 from t2v.lifecycle import started_data
 from t2v.metrics import StepTimer, metrics, record_gpu_usage
 from t2v.model.pipeline import LoadedModel, generate
@@ -68,17 +69,21 @@ class JobRunner:
         # Jobs this process is working on: a duplicate delivery to the same process would
         # otherwise pass the lease check (the lease is already ours).
         self._active: set[str] = set()
+        # When this worker last finished with a job: the next queued one's handoff starts.
+        self._free_since: float | None = None
 
     async def handle(self, job_id: str) -> Outcome:
         if job_id in self._active:
             return Outcome(job_id, "duplicate", "already running in this worker")
         self._active.add(job_id)
+        received = time.time()
         try:
-            return await self._handle(job_id)
+            return await self._handle(job_id, received)
         finally:
             self._active.discard(job_id)
+            self._free_since = time.time()
 
-    async def _handle(self, job_id: str) -> Outcome:
+    async def _handle(self, job_id: str, received: float) -> Outcome:
         rt = self._rt
         job = await rt.store.get(job_id)
         if job is None or job.status.terminal:
@@ -93,18 +98,24 @@ class JobRunner:
         cancel = CancelCheck(self._rt, asyncio.get_running_loop(), job_id)
         heartbeat = asyncio.create_task(self._heartbeat(lease, cancel))
         try:
-            return await self._run(job, lease, cancel)
+            return await self._run(job, lease, cancel, received)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    async def _run(self, job: Job, lease: Lease, cancel: CancelCheck) -> Outcome:
+    async def _run(self, job: Job, lease: Lease, cancel: CancelCheck, received: float) -> Outcome:
         params = job.params
         total = params["num_inference_steps"]
-        await self._send(
-            events.JOB_STARTED, job.id, started_data(job.id, lease.attempt, self.worker_id, total)
+        seed, figures = await self._figures(job)
+        reporter = ProgressReporter(
+            self._rt,
+            asyncio.get_running_loop(),
+            lease,
+            eta.RunClock(figures.plan(params, seed), now=received),
         )
+        started = started_data(job.id, lease.attempt, self.worker_id, total, **reporter.estimate())
+        await self._send(events.JOB_STARTED, job.id, started)
         if lease.attempt == 1:
             metrics().queue_wait.observe(max(0.0, time.time() - job.created_at))
         model = await self.models.get()
@@ -115,20 +126,54 @@ class JobRunner:
         )
         cached = await cached_video(self._rt, job, key)
         if cached is not None:
-            if not await self._commit(job, lease, key):
+            if not await self._commit(job, lease, key, reporter):
                 return await self._canceled(job, lease)
             self.cache_hits += 1
             metrics().artifact_cache_hits.inc()
             return await self._succeed(job, lease, cached, cached_hit=True)
-        reporter = ProgressReporter(self._rt, asyncio.get_running_loop(), lease)
+        ticker = asyncio.create_task(reporter.keep_reporting())
         try:
-            frames = await self._generate(model, params, total, reporter, cancel)
-        except rust_infer.RunFailed as failure:
-            await reporter.drain()
-            return await self._fail(job, lease, failure, lost=cancel.lease_lost.is_set())
-        outcome = await self._publish(job, lease, key, frames, reporter, cancel)
+            try:
+                frames = await self._generate(model, params, total, reporter, cancel)
+            except rust_infer.RunFailed as failure:
+                await reporter.drain()
+                return await self._fail(job, lease, failure, lost=cancel.lease_lost.is_set())
+            outcome = await self._publish(job, lease, key, frames, reporter, cancel)
+        finally:
+            ticker.cancel()
         await reporter.drain()
+        if outcome.result == "succeeded":
+            measured = reporter.clock.measured()
+            free_since = self._free_since
+            if free_since is not None and job.created_at < free_since:
+                # It waited for this worker: the time from its last job to this one is the
+                # queue's handoff (broker delivery, claim), which every queued job pays.
+                measured["handoff"] = received - free_since
+            await self._learn(job, seed, measured)
         return outcome
+
+    async def _figures(self, job: Job) -> tuple[eta.Seed, eta.Figures]:
+        """rust_infer's estimate of the job and the figures learned so far (none when the
+        store cannot say: the ETA is advisory and must not stop a job)."""
+        settings = self._rt.settings
+        seed = eta.Seed.of(job.params, profile=settings.model_profile, gpu=settings.gpu)
+        try:
+            figures = await eta.read_figures(self._rt.store, settings.model_profile, settings.gpu)
+        except UnavailableError:
+            log.warning("ETA figures unreadable for %s; using the estimate", job.id)
+            figures = eta.Figures()
+        return seed, figures
+
+    async def _learn(self, job: Job, seed: eta.Seed, measured: dict[str, float]) -> None:
+        """Move the figures towards this run's phases."""
+        settings = self._rt.settings
+        try:
+            await self._rt.store.update_record(
+                eta.record_name(settings.model_profile, settings.gpu),
+                lambda raw: eta.Figures(raw).learned(job.params, seed, measured),
+            )
+        except UnavailableError:
+            log.warning("ETA figures not updated after %s", job.id)
 
     async def _publish(
         self,
@@ -149,31 +194,34 @@ class JobRunner:
             return Outcome(job.id, "ignored", "lease lost")
         if await self._rt.store.is_cancel_requested(job.id):
             return await self._canceled(job, lease)
+        reporter.clock.enter("encode")
         reporter.report("encoding", total, total)
         try:
             data, video = await encode_video(job, key, frames)
         except ArtifactMismatch as exc:
             await self._rt.store.release(lease)
             raise RetryLater(str(exc)) from exc
+        reporter.clock.enter("finish")
         if cancel.lease_lost.is_set():
             return Outcome(job.id, "ignored", "lease lost")
-        if not await self._commit(job, lease, key):
+        if not await self._commit(job, lease, key, reporter):
             return await self._canceled(job, lease)
         reporter.report(COMMITTED_PHASE, total, total)
         await store_video(self._rt, key, data)
         return await self._succeed(job, lease, video, cached_hit=False)
 
-    async def _commit(self, job: Job, lease: Lease, key: str) -> bool:
+    async def _commit(self, job: Job, lease: Lease, key: str, reporter: ProgressReporter) -> bool:
         """Move the job into `COMMITTED_PHASE` in the store, where a cancel is answered
         `409 too_late`, naming the artifact key its `job.succeeded` will carry (status takes
         no other). One compare-and-set with the cancel request: False when a cancel was
         requested first (the job is then to be canceled, its video not published)."""
         total = job.params["num_inference_steps"]
+        reporter.clock.enter("finish")
         update = JobUpdate(
             job.id,
             JobStatus.RUNNING,
             phase=COMMITTED_PHASE,
-            progress=Progress(lease.attempt, total, total),
+            progress=reporter.progress(total, total),
             at=time.time(),
             artifact_key=key,
         )
@@ -203,6 +251,7 @@ class JobRunner:
         def on_progress(step: int, steps: int) -> None:
             timer.tick()
             record_gpu_usage()
+            reporter.clock.stepped()
             reporter.report("denoising" if step < steps else "decoding", step, steps)
 
         def run() -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 
@@ -419,3 +420,33 @@ async def test_a_position_given_at_creation_is_the_position_then(job_store: JobS
     # A store counts it in the creating transaction (SQLite) or leaves it to queue_position.
     assert positions in ([1, 2], [None, None])
     assert [await job_store.queue_position(job) for job in (first, second)] == [1, 2]
+
+
+# named records (infer's ETA figures) and the jobs a queued job waits for -------------------
+async def test_a_record_is_none_until_written_then_updated_in_place(job_store: JobStore) -> None:
+    assert await job_store.read_record("eta-figures/tiny/cpu-tiny") is None
+    first = await job_store.update_record("eta-figures/tiny/cpu-tiny", lambda raw: {"n": 1})
+    assert first == {"n": 1}
+    bumped = await job_store.update_record(
+        "eta-figures/tiny/cpu-tiny", lambda raw: {"n": (raw or {"n": 0})["n"] + 1}
+    )
+    assert bumped == {"n": 2} == await job_store.read_record("eta-figures/tiny/cpu-tiny")
+    assert await job_store.read_record("eta-figures/other") is None
+
+
+async def test_concurrent_record_updates_are_all_kept(job_store: JobStore) -> None:
+    def bump(raw: dict[str, int] | None) -> dict[str, int]:
+        return {"n": (raw or {"n": 0})["n"] + 1}
+
+    await asyncio.gather(*(job_store.update_record("counter", bump) for _ in range(10)))
+    assert await job_store.read_record("counter") == {"n": 10}
+
+
+async def test_jobs_ahead_are_the_running_and_the_older_queued_jobs(job_store: JobStore) -> None:
+    jobs = await created(job_store, *(make_job(created_at=T0 + i) for i in range(5)))
+    await job_store.apply(started(jobs[0]))
+    running, queued = await job_store.jobs_ahead(jobs[3], limit=10)
+    assert [job.id for job in running] == [jobs[0].id]
+    assert [job.id for job in queued] == [jobs[1].id, jobs[2].id]
+    running, queued = await job_store.jobs_ahead(jobs[4], limit=1)
+    assert ([job.id for job in running], [job.id for job in queued]) == ([jobs[0].id], [jobs[1].id])

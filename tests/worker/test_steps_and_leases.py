@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from t2v.events import event_data
 from t2v.jobs import JobStatus
 from t2v.store import Lease
 from t2v.worker import progress, runner
@@ -192,8 +193,10 @@ class TestHeartbeat:
             assert checks[0].lease_lost.wait(timeout=WAIT_S)
 
         monkeypatch.setattr(runner, "generate", hooked(before_step))
+        worker.sink.refusals_expected = True  # a report sent after the takeover is refused
         outcome = await worker.runner.handle(job.id)
         assert (outcome.result, outcome.detail) == ("ignored", "lease lost")
+        assert all(event_data(event)["attempt"] == 1 for event in worker.sink.refused)
         assert taken[0] is not None and taken[0].attempt == 2
         assert steps_after_loss == []
         # No outcome from this attempt: the job is worker-b's now.

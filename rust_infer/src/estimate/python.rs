@@ -31,6 +31,9 @@ fn estimate<'py>(
         dict.set_item("vram_bytes", cost.vram_bytes)?;
         dict.set_item("seconds", cost.seconds)?;
         dict.set_item("seconds_per_step", cost.seconds_per_step)?;
+        dict.set_item("decode_seconds", cost.decode_seconds)?;
+        dict.set_item("encode_seconds", cost.encode_seconds)?;
+        dict.set_item("fixed_seconds", cost.fixed_seconds)?;
         dict.set_item("visual_tokens", cost.visual_tokens)?;
         dict.set_item("gpu_memory_bytes", cost.gpu_memory_bytes)?;
         Ok(dict)
