@@ -48,9 +48,15 @@ def test_the_docs_files_are_served_with_the_pages_policy(
     assert response.headers["content-security-policy"] == page.headers["content-security-policy"]
 
 
-@pytest.mark.parametrize("path", ["/docs/index.html", "/docs/package.json", "/docs/..%2Fx"])
+@pytest.mark.parametrize("path", ["/docs/index.html", "/docs/package.json"])
 def test_only_the_renderers_files_are_served(platform: Platform, path: str) -> None:
     assert platform.client.get(platform.url + path).status_code == 404
+
+
+def test_an_encoded_slash_out_of_the_renderers_folder_is_refused(platform: Platform) -> None:
+    response = platform.client.get(platform.url + "/docs/..%2Fx")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_path"
 
 
 @pytest.mark.slow

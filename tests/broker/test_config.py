@@ -71,6 +71,9 @@ def test_project_eventing_is_namespace_less_knative_yaml() -> None:
     assert kinds == {
         ("eventing.knative.dev/v1", "Broker"),
         ("eventing.knative.dev/v1", "Trigger"),
+        # Who may send to the Broker and the functions; locally the broker's own sender
+        # credentials play that part (t2v/broker/identity.py).
+        ("eventing.knative.dev/v1alpha1", "EventPolicy"),
         ("sources.knative.dev/v1", "PingSource"),
         ("sources.knative.dev/v1", "SinkBinding"),
     }

@@ -117,9 +117,16 @@ def test_static_files_are_served_with_a_strict_policy(
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("path", ["/web/main.py", "/web/..%2Fpyproject.toml", "/web/", "/web"])
+@pytest.mark.parametrize("path", ["/web/main.py", "/web/", "/web"])
 def test_only_the_page_files_are_served(platform: Platform, path: str) -> None:
     assert platform.client.get(platform.url + path).status_code == 404
+
+
+@pytest.mark.e2e
+def test_an_encoded_slash_out_of_the_page_folder_is_refused(platform: Platform) -> None:
+    response = platform.client.get(platform.url + "/web/..%2Fpyproject.toml")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_path"
 
 
 @pytest.mark.e2e
