@@ -15,6 +15,7 @@ MAX_VIDEO_SECONDS = 10
 SIDE_MULTIPLE = 16
 MAX_SHORT_SIDE = 768
 FRAME_GROUP = 6
+MAX_SIDE = 1360
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,19 @@ class FieldLimit:
     # The value must be `multiple_of * k + offset` for some k.
     multiple_of: int | None = None
     offset: int = 0
+
+
+def _side(name: str) -> FieldLimit:
+    """width and height share one rule."""
+    return FieldLimit(
+        name,
+        int,
+        f"pixels, a multiple of {SIDE_MULTIPLE} from {SIDE_MULTIPLE} to {MAX_SIDE}; the shorter "
+        f"side at most {MAX_SHORT_SIDE}",
+        minimum=SIDE_MULTIPLE,
+        maximum=MAX_SIDE,
+        multiple_of=SIDE_MULTIPLE,
+    )
 
 
 FIELDS: dict[str, FieldLimit] = {
@@ -62,24 +76,8 @@ FIELDS: dict[str, FieldLimit] = {
             minimum=0,
             maximum=MAX_VIDEO_SECONDS,
         ),
-        FieldLimit(
-            "width",
-            int,
-            f"pixels, a multiple of {SIDE_MULTIPLE} from {SIDE_MULTIPLE} to 1360; the shorter "
-            f"side at most {MAX_SHORT_SIDE}",
-            minimum=SIDE_MULTIPLE,
-            maximum=1360,
-            multiple_of=SIDE_MULTIPLE,
-        ),
-        FieldLimit(
-            "height",
-            int,
-            f"pixels, a multiple of {SIDE_MULTIPLE} from {SIDE_MULTIPLE} to 1360; the shorter "
-            f"side at most {MAX_SHORT_SIDE}",
-            minimum=SIDE_MULTIPLE,
-            maximum=1360,
-            multiple_of=SIDE_MULTIPLE,
-        ),
+        _side("width"),
+        _side("height"),
         FieldLimit("fps", int, "frames per second, 1 to 60", minimum=1, maximum=60),
         FieldLimit("num_inference_steps", int, "denoising steps, 2 to 200", minimum=2, maximum=200),
         FieldLimit(
