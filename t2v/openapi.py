@@ -18,8 +18,8 @@ from t2v import __version__
 from t2v.contract import MAX_IDEMPOTENCY_KEY
 from t2v.jobs import PHASES, JobStatus
 from t2v.prefer import MAX_WAIT_S
+from t2v.resources import MAX_PAGE
 
-MAX_PAGE = 100
 Schema = dict[str, Any]
 
 # The codes of rust_infer's contract (src/errors/codes.rs), all answered 400.

@@ -15,6 +15,8 @@ from t2v.settings import DEFAULT_VIDEO_RETENTION_S, Settings
 from t2v.store.core import video_finished_at
 
 JSON_MEDIA_TYPE = "application/json"
+# The most jobs one page of `GET /v1/jobs` holds (status enforces it, the OpenAPI document says it).
+MAX_PAGE = 100
 
 
 def iso_time(epoch: float | None) -> str | None:

@@ -28,13 +28,12 @@ from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobStatus
 from t2v.lifecycle import apply_lifecycle_event
 from t2v.metrics import instrumented, metrics
-from t2v.resources import json_body, json_response, resource_for
+from t2v.resources import MAX_PAGE, json_body, json_response, resource_for
 from t2v.runtime import Lazy, Runtime, lazy_runtime
 
 log = logging.getLogger("t2v.status")
 runtime = lazy_runtime("/t2v/status")
 router = Router()
-MAX_PAGE = 100
 PRESIGNED_EXPIRY_S = 3600
 
 
