@@ -19,8 +19,8 @@ import rust_infer
 from t2v import errors
 from t2v.jobs import Job, JobStatus, Progress, VideoInfo
 from t2v.local.gateway import PUBLIC_ROUTES
-from t2v.openapi import MAX_PAGE, document
-from t2v.resources import job_resource
+from t2v.openapi import document
+from t2v.resources import MAX_PAGE, job_resource
 from t2v.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -184,8 +184,10 @@ def test_a_changed_limit_is_caught() -> None:
     ]
 
 
-def test_the_list_limit_is_the_status_functions() -> None:
-    assert MAX_PAGE == _function("status").MAX_PAGE
+def test_the_documented_list_limit_is_the_one_status_enforces() -> None:
+    params = document("tiny")["paths"]["/v1/jobs"]["get"]["parameters"]
+    (limit,) = [p for p in params if p["name"] == "limit"]
+    assert limit["schema"]["maximum"] == MAX_PAGE == _function("status").MAX_PAGE
 
 
 def _validator(doc: dict[str, Any], name: str) -> jsonschema.Draft202012Validator:
