@@ -284,8 +284,12 @@ class JobRunner:
                 log.warning("lease renewal for %s failed; retrying", lease.job_id)
                 continue
             if not alive:
-                log.error("lease on %s lost; stopping this attempt", lease.job_id)
-                cancel.lease_lost.set()
+                # A job that ends drops its lease in the same write: a renewal that races the
+                # final event finds no lease, and that is not a loss.
+                job = await self._rt.store.get(lease.job_id)
+                if job is None or not job.status.terminal:
+                    log.error("lease on %s lost; stopping this attempt", lease.job_id)
+                    cancel.lease_lost.set()
                 return
 
     async def _succeed(
