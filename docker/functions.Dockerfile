@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# submit and status: CPU only. Build from the repository root:
+# submit, status and notify: CPU only. Build from the repository root:
 #   docker build -f docker/functions.Dockerfile -t t2v/functions:0.1.0 .
 # Base images are pinned by tag (no digest was available where these files were written);
 # pin them by digest in your registry mirror for reproducible builds.

@@ -28,6 +28,7 @@ echo "== mypy"
 mypy t2v tests bench functions/submit/main.py
 mypy functions/status/main.py
 mypy functions/infer/main.py
+mypy functions/notify/main.py
 # The client package as the project it is (tests/client/test_standalone.py keeps it apart).
 mypy clients/python/src
 python -m mypy.stubtest rust_infer --allowlist rust_infer/stubtest-allowlist.txt

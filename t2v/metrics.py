@@ -61,6 +61,7 @@ class Metrics:
     lifecycle_events_refused: Counter
     generations: Counter
     artifact_cache_hits: Counter
+    webhook_deliveries: Counter
 
     def request_series(
         self, function: str, route: str, method: str, code: int
@@ -171,6 +172,13 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
         artifact_cache_hits=Counter(
             "t2v_artifact_cache_hits",
             "Jobs answered with an existing video (same request, seed and model).",
+            registry=registry,
+        ),
+        webhook_deliveries=Counter(
+            "t2v_webhook_deliveries",
+            "Webhook attempts by event (start, progress, completed) and outcome: delivered "
+            "(2xx), failed (another status or no answer), refused (the SSRF guard).",
+            ["event", "outcome"],
             registry=registry,
         ),
     )

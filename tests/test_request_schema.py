@@ -105,6 +105,19 @@ EDGES: dict[str, st.SearchStrategy[Any]] = {
     "num_inference_steps": integral(integers_near(1, 2, 64, 200)),
     "guidance_scale": numbers,
     "seed": integral(st.sampled_from([-1, 0, 2**32 - 1, 2**32, 2**70])),
+    "webhook": st.one_of(
+        st.sampled_from(
+            [
+                *("https://example.com/h", "http://127.0.0.1:9/x?a=1", "HTTPS://a", "ftp://a"),
+                *("https://", "https:///x", "https://?q", "https://a b", "https://a\x85", "a"),
+            ]
+        ),
+        st.integers(2046, 2050).map(lambda n: "https://a/" + "x" * (n - 10)),
+    ),
+    "webhook_events": st.one_of(
+        st.lists(st.sampled_from(["start", "progress", "completed", "done"]), max_size=4),
+        st.just("start"),
+    ),
     "Prompt": st.just("a fox"),
     "extra": st.none(),
 }
@@ -145,6 +158,8 @@ profiles = st.sampled_from(rust_infer.PROFILES)
 @example({"prompt": "a fox", "fps": 10, "num_frames": 103}, "mochi-1")
 @example({"prompt": "a fox", "num_frames": 7, "duration_s": None}, "mochi-1")
 @example({"prompt": " \u3000\n"}, "mochi-1")
+@example({"prompt": "a fox", "webhook": "https://a", "webhook_events": ["start"]}, "tiny")
+@example({"prompt": "a fox", "webhook_events": ["start"]}, "tiny")
 def test_schema_and_contract_agree(body: object, profile: str) -> None:
     accepted = contract_accepts(body, profile)
     problems = [error.message for error in validator(profile).iter_errors(body)]

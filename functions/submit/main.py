@@ -32,6 +32,7 @@ from t2v.ratelimit import SubmitLimiter
 from t2v.resources import json_response, resource_for
 from t2v.runtime import Lazy, Runtime, lazy_runtime
 from t2v.store import CreateResult, IdempotencyClaim
+from t2v.webhooks.guard import check_submitted, configured_policy
 
 log = logging.getLogger("t2v.submit")
 SOURCE = "/t2v/submit"
@@ -52,6 +53,10 @@ async def _accept(
     """Validate (nothing is stored on error), count against the tenant's limits, store."""
     settings = rt.settings
     params = normalize(body, profile=settings.model_profile)
+    if "webhook" in params:
+        # A target refused by what its URL says is a 400 now; its resolved addresses are
+        # checked at each delivery (notify).
+        check_submitted(params["webhook"], configured_policy())
     admit(params, profile=settings.model_profile, gpu=settings.gpu)
     figures = await read_figures(rt.store, settings.model_profile, settings.gpu)
     estimated_s = round(expected_seconds(params, figures, settings), 2)

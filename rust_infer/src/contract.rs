@@ -15,7 +15,10 @@
 //! 5. `fps` (1..=60);
 //! 6. `num_frames` (6k+1) or `duration_s` (> 0, at most 10; becomes the nearest 6k+1 frame
 //!    count that fits in 10 s), never both; then the 10 s length limit;
-//! 7. `num_inference_steps` (2..=200), `guidance_scale` (0..=20), `seed` (0..=2^32-1).
+//! 7. `num_inference_steps` (2..=200), `guidance_scale` (0..=20), `seed` (0..=2^32-1);
+//! 8. `webhook` (an `http(s)://` URL with a host, at most 2048 characters), then
+//!    `webhook_events` (distinct names of `start`, `progress`, `completed`; default
+//!    `completed`; only beside a `webhook`), see `webhook.rs`.
 //!
 //! Within a field: type, then range or form. JSON `null` counts as absent. Integral floats
 //! (`64.0`) are accepted as integers; booleans are never numbers.
@@ -27,6 +30,7 @@ mod python;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod webhook;
 
 use serde_json::Value;
 
@@ -37,9 +41,10 @@ pub use normalised::{canonical_json, normalised_params};
 pub use profile::{Defaults, Profile};
 pub use python::{params_from_mapping, register};
 pub use schema::request_schema;
+pub use webhook::{Webhook, DEFAULT_WEBHOOK_EVENTS, MAX_WEBHOOK_CHARS, WEBHOOK_EVENTS};
 
 /// Every field a request may carry.
-pub const FIELDS: [&str; 10] = [
+pub const FIELDS: [&str; 12] = [
     "prompt",
     "negative_prompt",
     "num_frames",
@@ -50,6 +55,8 @@ pub const FIELDS: [&str; 10] = [
     "num_inference_steps",
     "guidance_scale",
     "seed",
+    "webhook",
+    "webhook_events",
 ];
 pub const MAX_PROMPT_CHARS: usize = 2000;
 pub const MAX_VIDEO_SECONDS: u32 = 10;
@@ -80,17 +87,20 @@ pub struct JobParams {
     pub seed: u32,
 }
 
-/// Validates `body` (the raw HTTP body) and fills in `profile`'s defaults. `fresh_seed` is
-/// the seed used when the request has none.
-pub fn normalize(
+/// Validates `body` (the raw HTTP body) and fills in `profile`'s defaults; also the
+/// request's webhook (None when it names none). `fresh_seed` is the seed used when the
+/// request has none.
+pub fn normalize_with_webhook(
     body: &[u8],
     profile: Profile,
     fresh_seed: u32,
-) -> Result<JobParams, ContractError> {
-    normalize_object(&parse_object(body)?, profile, fresh_seed)
+) -> Result<(JobParams, Option<Webhook>), ContractError> {
+    let object = parse_object(body)?;
+    let params = normalize_object(&object, profile, fresh_seed)?;
+    Ok((params, webhook::webhook(&object)?))
 }
 
-/// [`normalize`] for a request already parsed into a JSON object.
+/// [`normalize_with_webhook`]'s params, for a request already parsed into a JSON object.
 pub fn normalize_object(
     object: &Object,
     profile: Profile,
@@ -115,6 +125,7 @@ pub fn normalize_object(
     let seed = optional(object, "seed").map_or(Ok(fresh_seed), |value| {
         integer_in("seed", value, 0, u32::MAX)
     })?;
+    webhook::webhook(object)?;
     Ok(JobParams {
         prompt,
         negative_prompt,

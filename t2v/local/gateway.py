@@ -39,13 +39,19 @@ PUBLIC_ROUTES: dict[str, tuple[str, ...]] = {
     "/openapi.json": ("GET",),
     "/docs": ("GET",),
     "/docs/{name}": ("GET",),
+    "/v1/webhook-secret": ("GET",),
+    "/v1/webhook-secret/rotate": ("POST",),
+    "/v1/jobs/{job_id}/webhooks": ("GET",),
+    "/v1/jobs/{job_id}/webhooks/{delivery_id}/replay": ("POST",),
 }
+# The routes notify serves (webhooks); the others go to submit (writes) and status (reads).
+NOTIFY_ROUTES = frozenset(template for template in PUBLIC_ROUTES if "webhook" in template)
 # A path parameter is one segment of RFC 3986 unreserved characters: the same bytes encoded
 # and decoded, so the function reads exactly the path the gateway matched. Job ids and web
 # file names are made of these; any other path is not a public one.
 _SEGMENT = "[A-Za-z0-9._~-]+"
 _PUBLIC_PATTERNS = [
-    (re.compile("^" + re.sub(r"\{\w+\}", _SEGMENT, template) + "$"), methods)
+    (re.compile("^" + re.sub(r"\{\w+\}", _SEGMENT, template) + "$"), template, methods)
     for template, methods in PUBLIC_ROUTES.items()
 ]
 # Encoded "/" and "\" (and a literal "\"): a segment that some reader splits and another
@@ -73,24 +79,32 @@ def public_path(raw_path: bytes) -> str:
     return path.rstrip("/") or "/"
 
 
+def _public_route(path: str) -> tuple[str, tuple[str, ...]] | None:
+    for pattern, template, methods in _PUBLIC_PATTERNS:
+        if pattern.match(path):
+            return template, methods
+    return None
+
+
 def allowed_methods(path: str) -> tuple[str, ...] | None:
     """The methods a public path serves, or None when it is not a public path."""
-    for pattern, methods in _PUBLIC_PATTERNS:
-        if pattern.match(path):
-            return methods
-    return None
+    route = _public_route(path)
+    return route[1] if route is not None else None
 
 
 def route_for(method: str, path: str) -> str | None:
     """Which service serves this public path, exactly as `knative/base/httproute.yaml`
     routes it, or None when it is not a public path or not served with this method."""
-    allowed = allowed_methods(path)
-    if allowed is None:
+    route = _public_route(path)
+    if route is None:
         return None
+    template, allowed = route
     if method == "HEAD" and "GET" in allowed:
-        return "status"
+        method = "GET"
     if method not in allowed:
         return None
+    if template in NOTIFY_ROUTES:
+        return "notify"
     return "submit" if method in ("POST", "DELETE") else "status"
 
 

@@ -1,4 +1,4 @@
-"""The whole platform on one machine: three function processes, the broker, the gateway.
+"""The whole platform on one machine: four function processes, the broker, the gateway.
 
 Configuration (environment, read once; `t2v local --help` names the flags that set them):
     T2V_LOCAL_PORT            gateway port (default 8080; 0 picks a free one)
@@ -44,7 +44,7 @@ from t2v.settings import Settings, looks_like_hub_id, tiny_model_dir
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = ("submit", "status", "infer")
+FUNCTIONS = ("submit", "status", "infer", "notify")
 # The local broker delivers to just one infer process: one generation at a time.
 LOCAL_INFER_PARALLELISM = 1
 # Together well under the 10 s a supervisor (systemd, Docker, a terminal) waits before it

@@ -8,7 +8,13 @@ import re
 from typing import Any
 
 import pytest
-from t2v_client.limits import FIELDS, FieldLimit
+from t2v_client.limits import (
+    FIELDS,
+    MAX_WEBHOOK_CHARS,
+    WEBHOOK_EVENTS,
+    WEBHOOK_FIELDS,
+    FieldLimit,
+)
 from t2v_client.models import JobFields
 
 import rust_infer
@@ -32,12 +38,20 @@ def test_the_fields_are_the_contracts() -> None:
         rust_infer.normalize_request(b'{"prompt": "x", "zzz": 1}', fresh_seed=1)
     listed = re.search(r"the fields are: (.*)", caught.value.message)
     assert listed is not None
-    assert set(listed.group(1).split(", ")) == set(FIELDS)
+    assert set(listed.group(1).split(", ")) == set(FIELDS) | set(WEBHOOK_FIELDS)
 
 
 def test_the_sdk_takes_every_field() -> None:
-    webhooks = {"webhook", "webhook_events"}
-    assert set(JobFields.__annotations__) == set(FIELDS) - {"prompt"} | webhooks
+    assert set(JobFields.__annotations__) == set(FIELDS) - {"prompt"} | set(WEBHOOK_FIELDS)
+
+
+def test_webhook_limits_are_the_contracts() -> None:
+    assert WEBHOOK_EVENTS == rust_infer.WEBHOOK_EVENTS
+    url = "https://example.com/"
+    assert refusal(webhook=url + "x" * (MAX_WEBHOOK_CHARS - len(url))) is None
+    assert refusal(webhook=url + "x" * (MAX_WEBHOOK_CHARS - len(url) + 1)) == "webhook"
+    assert refusal(webhook=url, webhook_events=list(WEBHOOK_EVENTS)) is None
+    assert refusal(webhook=url, webhook_events=["finished"]) == "webhook_events"
 
 
 def numeric(field: FieldLimit) -> bool:

@@ -29,7 +29,12 @@ def test_overlay_builds_every_kind_t2v_needs(
     overlay: str, built_overlays: dict[str, list[Manifest]]
 ) -> None:
     objects = built_overlays[overlay]
-    assert set(semantics.knative_services(objects)) == {"t2v-submit", "t2v-status", "t2v-infer"}
+    assert set(semantics.knative_services(objects)) == {
+        "t2v-submit",
+        "t2v-status",
+        "t2v-infer",
+        "t2v-notify",
+    }
     kinds = {obj["kind"] for obj in objects}
     assert {"Broker", "Trigger", "PingSource", "SinkBinding", "HTTPRoute", "ConfigMap"} <= kinds
     assert all(obj["metadata"].get("namespace") == "t2v" for obj in objects)

@@ -70,7 +70,7 @@ def routes(
 
 def _internal_templates(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     templates: set[str] = set()
-    for name in ("submit", "status", "infer"):
+    for name in ("submit", "status", "infer", "notify"):
         router: Router = load_function(name, monkeypatch).router
         templates.update(t for t in router.methods_by_template() if t not in PUBLIC_ROUTES)
     return templates
@@ -101,6 +101,7 @@ def test_every_public_route_reaches_the_service_the_local_gateway_picks(
         names = files[template] if "{name}" in template else ("",)
         for name in names:
             path = template.replace("{job_id}", JOB_ID).replace("{name}", name)
+            path = path.replace("{delivery_id}", "msg_0123abcd")
             for method in METHODS:
                 expected = route_for(method, path)
                 assert routed(routes, method, path) == (

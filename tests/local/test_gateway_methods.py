@@ -11,9 +11,11 @@ from t2v.local.gateway import PUBLIC_ROUTES, create_gateway_app
 from tests.function_modules import load_function
 
 
-def test_public_routes_are_what_submit_and_status_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_public_routes_are_what_submit_status_and_notify_serve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     served: dict[str, set[str]] = {}
-    for name in ("submit", "status"):
+    for name in ("submit", "status", "notify"):
         router: Router = load_function(name, monkeypatch).router
         for template, methods in router.methods_by_template().items():
             if template in ("/", "/openapi.json", "/docs") or template.startswith(
@@ -36,6 +38,9 @@ def test_public_routes_are_what_submit_and_status_serve(monkeypatch: pytest.Monk
         ("OPTIONS", "/web/app.js", "GET, HEAD"),
         ("POST", "/openapi.json", "GET, HEAD"),
         ("DELETE", "/docs/swagger-ui.css", "GET, HEAD"),
+        ("POST", "/v1/webhook-secret", "GET, HEAD"),
+        ("GET", "/v1/webhook-secret/rotate", "POST"),
+        ("GET", "/v1/jobs/job_1/webhooks/msg_1/replay", "POST"),
     ],
 )
 def test_unserved_methods_are_405_with_allow(method: str, path: str, allow: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class ProfileDefaults(TypedDict):
@@ -23,3 +23,6 @@ class NormalizedParams(ProfileDefaults):
 
     prompt: str
     seed: int
+    # Only when the request names a webhook; the events then default to ["completed"].
+    webhook: NotRequired[str]
+    webhook_events: NotRequired[list[str]]

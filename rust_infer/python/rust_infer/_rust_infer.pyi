@@ -18,8 +18,10 @@ __all__ = [
     "FAILURE_CODES",
     "FRAME_GROUP",
     "GPUS",
+    "MAX_WEBHOOK_CHARS",
     "PROFILES",
     "SIDE_MULTIPLE",
+    "WEBHOOK_EVENTS",
     "ConfigurationError",
     "DeadlineExceeded",
     "InvalidMedia",
@@ -48,6 +50,9 @@ PROFILES: Final[tuple[str, ...]]
 # The geometry Mochi's VAE needs: sides are multiples of SIDE_MULTIPLE, clips 6k+1 frames.
 SIDE_MULTIPLE: Final[int]
 FRAME_GROUP: Final[int]
+# A request's webhook: its longest URL and the events it may ask for.
+MAX_WEBHOOK_CHARS: Final[int]
+WEBHOOK_EVENTS: Final[tuple[str, ...]]
 
 def normalize_request(
     body: bytes | str, *, profile: str = "mochi-1", fresh_seed: int

@@ -6,8 +6,8 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, Py
 use serde_json::{Map, Number, Value};
 
 use super::{
-    normalised_params, normalize, request_schema as schema_of, JobParams, Object, Profile,
-    FRAME_GROUP, SIDE_MULTIPLE,
+    normalised_params, normalize_with_webhook, request_schema as schema_of, JobParams, Object,
+    Profile, Webhook, FRAME_GROUP, MAX_WEBHOOK_CHARS, SIDE_MULTIPLE, WEBHOOK_EVENTS,
 };
 use crate::errors::{boundary, ContractCode, ContractError, Error};
 
@@ -23,20 +23,20 @@ fn normalize_request<'py>(
     boundary(py, || {
         let profile = known_profile(profile)?;
         let fresh_seed = fresh_seed_value(fresh_seed)?;
-        let params = if let Ok(bytes) = body.cast::<PyBytes>() {
+        let (params, webhook) = if let Ok(bytes) = body.cast::<PyBytes>() {
             let data = bytes.as_bytes();
-            py.detach(|| normalize(data, profile, fresh_seed))?
+            py.detach(|| normalize_with_webhook(data, profile, fresh_seed))?
         } else if let Ok(text) = body.cast::<PyString>() {
             // A str that cannot be UTF-8 (lone surrogates) is a body that is not UTF-8.
             let data = text.to_str().map_or(&b"\xff"[..], str::as_bytes);
-            py.detach(|| normalize(data, profile, fresh_seed))?
+            py.detach(|| normalize_with_webhook(data, profile, fresh_seed))?
         } else {
             let kind = body.get_type().name()?;
             return Err(Error::WrongArgumentType(format!(
                 "body must be bytes or str, not {kind}"
             )));
         };
-        Ok(params_dict(py, &params)?)
+        Ok(params_dict(py, &params, webhook.as_ref())?)
     })
 }
 
@@ -119,9 +119,10 @@ pub fn params_from_mapping(params: &Bound<'_, PyAny>) -> Result<JobParams, Error
     Ok(normalised_params(&object)?)
 }
 
-/// The JSON value a Python value stands for, as far as the contract can tell: containers
-/// become empty ones (no field takes a container, so only their kind matters), and anything
-/// JSON cannot hold is an `invalid_type` error.
+/// The JSON value a Python value stands for, as far as the contract can tell: a list or
+/// tuple becomes an array of its items' values (`webhook_events`), a dict an empty object
+/// (no field takes one, so only its kind matters), and anything JSON cannot hold is an
+/// `invalid_type` error.
 fn json_value(field: &str, value: &Bound<'_, PyAny>) -> Result<Value, ContractError> {
     let invalid = |what: String| {
         let message = format!("{field} must be a JSON value (got {what})");
@@ -160,7 +161,15 @@ fn json_value(field: &str, value: &Bound<'_, PyAny>) -> Result<Value, ContractEr
         });
     }
     if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
-        return Ok(Value::Array(Vec::new()));
+        let items = value
+            .try_iter()
+            .and_then(|items| items.collect::<PyResult<Vec<_>>>())
+            .map_err(|_| invalid("an unreadable sequence".to_owned()))?;
+        return items
+            .iter()
+            .map(|item| json_value(field, item))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array);
     }
     if value.is_instance_of::<PyDict>() {
         return Ok(Value::Object(Map::new()));
@@ -172,7 +181,11 @@ fn json_value(field: &str, value: &Bound<'_, PyAny>) -> Result<Value, ContractEr
     Err(invalid(kind))
 }
 
-fn params_dict<'py>(py: Python<'py>, params: &JobParams) -> PyResult<Bound<'py, PyDict>> {
+fn params_dict<'py>(
+    py: Python<'py>,
+    params: &JobParams,
+    webhook: Option<&Webhook>,
+) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("prompt", &params.prompt)?;
     dict.set_item("negative_prompt", &params.negative_prompt)?;
@@ -183,6 +196,10 @@ fn params_dict<'py>(py: Python<'py>, params: &JobParams) -> PyResult<Bound<'py, 
     dict.set_item("num_inference_steps", params.num_inference_steps)?;
     dict.set_item("guidance_scale", params.guidance_scale)?;
     dict.set_item("seed", params.seed)?;
+    if let Some(webhook) = webhook {
+        dict.set_item("webhook", &webhook.url)?;
+        dict.set_item("webhook_events", PyList::new(py, &webhook.events)?)?;
+    }
     Ok(dict)
 }
 
@@ -192,6 +209,8 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(request_schema, module)?)?;
     module.add("SIDE_MULTIPLE", SIDE_MULTIPLE)?;
     module.add("FRAME_GROUP", FRAME_GROUP)?;
+    module.add("MAX_WEBHOOK_CHARS", MAX_WEBHOOK_CHARS)?;
+    module.add("WEBHOOK_EVENTS", PyTuple::new(module.py(), WEBHOOK_EVENTS)?)?;
     let names = Profile::ALL.map(Profile::name);
     module.add("PROFILES", PyTuple::new(module.py(), names)?)?;
     Ok(())

@@ -10,10 +10,11 @@
 use serde_json::{json, Map, Value};
 
 use super::fields::is_forbidden_control;
+use super::webhook::{is_forbidden_in_url, HOST_END, SCHEMES};
 use super::{
-    max_frames, Profile, FIELDS, FRAME_GROUP, MAX_FPS, MAX_GUIDANCE_SCALE, MAX_INFERENCE_STEPS,
-    MAX_LONG_SIDE, MAX_PROMPT_CHARS, MAX_SHORT_SIDE, MAX_VIDEO_SECONDS, MIN_INFERENCE_STEPS,
-    SIDE_MULTIPLE,
+    max_frames, Profile, DEFAULT_WEBHOOK_EVENTS, FIELDS, FRAME_GROUP, MAX_FPS, MAX_GUIDANCE_SCALE,
+    MAX_INFERENCE_STEPS, MAX_LONG_SIDE, MAX_PROMPT_CHARS, MAX_SHORT_SIDE, MAX_VIDEO_SECONDS,
+    MAX_WEBHOOK_CHARS, MIN_INFERENCE_STEPS, SIDE_MULTIPLE, WEBHOOK_EVENTS,
 };
 
 /// The schema of a request body under `profile`'s defaults.
@@ -71,6 +72,17 @@ pub fn request_schema(profile: Profile) -> Value {
             "type": ["integer", "null"], "minimum": 0, "maximum": u32::MAX,
             "description": "a fresh random seed when absent",
         },
+        "webhook": {
+            "type": ["string", "null"], "maxLength": MAX_WEBHOOK_CHARS, "format": "uri",
+            "pattern": webhook_pattern(),
+            "description": "told about the job's events (Standard Webhooks); https, and not \
+                            to a private address, unless the server allows it",
+        },
+        "webhook_events": {
+            "type": ["array", "null"], "minItems": 1, "uniqueItems": true,
+            "items": {"enum": WEBHOOK_EVENTS}, "default": DEFAULT_WEBHOOK_EVENTS,
+            "description": "which events go to the webhook (only with a webhook)",
+        },
     });
     debug_assert_eq!(properties.as_object().map(Map::len), Some(FIELDS.len()));
     json!({
@@ -102,6 +114,11 @@ fn cross_field_rules(profile: Profile) -> Vec<Value> {
             "description": "num_frames or duration_s, not both",
             "not": {"allOf": [given("num_frames"), given("duration_s")]},
         }),
+        json!({
+            "description": "webhook_events only with a webhook",
+            "if": given("webhook_events"),
+            "then": given("webhook"),
+        }),
     ];
     let fps_is = |fps: u32| effective("fps", fps == defaults.fps, json!({"const": fps}));
     // The largest allowed frame count is under every fps's limit from MAX_FPS on.
@@ -128,6 +145,20 @@ fn cross_field_rules(profile: Profile) -> Vec<Value> {
         }));
     }
     rules
+}
+
+/// An `http(s)://` URL with a host and no whitespace or control characters.
+fn webhook_pattern() -> String {
+    let schemes: Vec<&str> = SCHEMES
+        .iter()
+        .map(|scheme| scheme.trim_end_matches("://"))
+        .collect();
+    let forbidden = char_class(is_forbidden_in_url);
+    let host_end: String = HOST_END.iter().collect();
+    format!(
+        "^({})://[^{host_end}{forbidden}][^{forbidden}]*$",
+        schemes.join("|")
+    )
 }
 
 /// "`field`, or its default when absent or null, matches `condition`" (which must refuse
@@ -216,8 +247,8 @@ mod tests {
                 .count()
         };
         // Mochi-1's 163 frames overflow 10 s below 17 fps; tiny's 19 frames only at 1 fps.
-        assert_eq!(described(Profile::Mochi1), 3);
-        assert_eq!(described(Profile::Tiny), 3);
+        assert_eq!(described(Profile::Mochi1), 4);
+        assert_eq!(described(Profile::Tiny), 4);
         let schema = request_schema(Profile::Mochi1);
         let rule = schema["allOf"].as_array().unwrap().last().unwrap().clone();
         let slow = &rule["if"]["properties"]["fps"]["enum"];

@@ -5,7 +5,7 @@ use super::*;
 const SEED: u32 = 1234;
 
 fn run(body: &Value, profile: Profile) -> Result<JobParams, ContractError> {
-    normalize(body.to_string().as_bytes(), profile, SEED)
+    normalize_with_webhook(body.to_string().as_bytes(), profile, SEED).map(|(params, _)| params)
 }
 
 fn ok(body: Value) -> JobParams {
@@ -64,11 +64,11 @@ fn the_body_must_be_a_utf8_json_object() {
         b"",
         b"{\"prompt\": \"a\"} x",
     ] {
-        let error = normalize(body, Profile::Mochi1, SEED).unwrap_err();
+        let error = normalize_with_webhook(body, Profile::Mochi1, SEED).unwrap_err();
         assert_eq!(error.code, ContractCode::InvalidJson, "{body:?}");
         assert_eq!(error.field, None);
     }
-    let error = normalize(b"[]", Profile::Mochi1, SEED).unwrap_err();
+    let error = normalize_with_webhook(b"[]", Profile::Mochi1, SEED).unwrap_err();
     assert_eq!(
         error.message,
         "request body must be a JSON object (got an array)"
@@ -82,7 +82,7 @@ fn deep_nesting_is_an_error_not_a_crash() {
         "[".repeat(100_000),
         "]".repeat(100_000)
     );
-    let error = normalize(body.as_bytes(), Profile::Mochi1, SEED).unwrap_err();
+    let error = normalize_with_webhook(body.as_bytes(), Profile::Mochi1, SEED).unwrap_err();
     assert_eq!(error.code, ContractCode::InvalidJson);
 }
 

@@ -33,7 +33,7 @@ from t2v_client.errors import (
     JobFailedError,
     T2VError,
 )
-from t2v_client.limits import FIELDS
+from t2v_client.limits import FIELDS, MAX_WEBHOOK_CHARS, WEBHOOK_EVENTS, WEBHOOK_FIELDS
 from t2v_client.models import Job, JobStatus
 
 EXIT_DONE = 0
@@ -65,12 +65,15 @@ def _request_options(parser: argparse.ArgumentParser) -> None:
         if field.name == "num_inference_steps":
             flags.append("--steps")
         parser.add_argument(*flags, dest=field.name, type=field.kind, help=field.help)
-    parser.add_argument("--webhook", help="URL told when the job ends (where the server has it)")
+    parser.add_argument(
+        "--webhook",
+        help=f"https URL told about the job (signed; at most {MAX_WEBHOOK_CHARS} characters)",
+    )
     parser.add_argument(
         "--webhook-event",
         dest="webhook_events",
         action="append",
-        choices=["start", "progress", "completed"],
+        choices=WEBHOOK_EVENTS,
         help="which events go to --webhook (repeatable; default completed)",
     )
     parser.add_argument(
@@ -79,7 +82,7 @@ def _request_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _fields(args: argparse.Namespace) -> dict[str, Any]:
-    names = [*FIELDS, "webhook", "webhook_events"]
+    names = [*FIELDS, *WEBHOOK_FIELDS]
     return {name: getattr(args, name) for name in names if name != "prompt"}
 
 

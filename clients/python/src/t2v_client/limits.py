@@ -16,6 +16,11 @@ SIDE_MULTIPLE = 16
 MAX_SHORT_SIDE = 768
 FRAME_GROUP = 6
 MAX_SIDE = 1360
+# The webhook fields (the CLI's --webhook and --webhook-event): not in FIELDS, which holds
+# the video's own fields.
+MAX_WEBHOOK_CHARS = 2048
+WEBHOOK_EVENTS = ("start", "progress", "completed")
+WEBHOOK_FIELDS = ("webhook", "webhook_events")
 
 
 @dataclass(frozen=True)
