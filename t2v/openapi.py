@@ -4,7 +4,7 @@
 Built from the code: the request body's schema and limits are rust_infer's contract
 (`request_schema`), the headers and limits come from the modules that set them, and
 `tests/api/test_openapi.py` proves that the documented operations are exactly the public
-routes that submit and status serve and that the documented limits are the ones
+routes that submit, status and notify serve and that the documented limits are the ones
 `rust_infer.normalize_request` enforces.
 """
 
@@ -19,6 +19,7 @@ from t2v.contract import MAX_IDEMPOTENCY_KEY
 from t2v.jobs import PHASES, JobStatus
 from t2v.prefer import MAX_WAIT_S
 from t2v.resources import MAX_PAGE
+from t2v.webhooks.guard import REFUSED_CODE
 
 Schema = dict[str, Any]
 
@@ -87,13 +88,16 @@ _NOT_FOUND = _error("no such job, or another tenant's", "not_found")
 _RATE = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
 _JOB_ID = {"$ref": "#/components/parameters/JobId"}
 _PREFER = {"$ref": "#/components/parameters/PreferWait"}
+_SECRET = {"application/json": {"schema": {"$ref": "#/components/schemas/WebhookSecret"}}}
 
 
-def _operation(operation_id: str, summary: str, responses: Schema, **more: Any) -> Schema:
+def _operation(
+    operation_id: str, summary: str, responses: Schema, *, tag: str = "jobs", **more: Any
+) -> Schema:
     return {
         "operationId": operation_id,
         "summary": summary,
-        "tags": ["jobs"],
+        "tags": [tag],
         **more,
         "responses": {**responses, **_COMMON},
     }
@@ -120,6 +124,7 @@ PATHS: Schema = {
                     *CONTRACT_CODES,
                     "exceeds_gpu_memory",
                     "invalid_idempotency_key",
+                    REFUSED_CODE,
                 ),
                 "409": _error(
                     "the Idempotency-Key was used with another request", "idempotency_key_reused"
@@ -221,6 +226,52 @@ PATHS: Schema = {
             },
         ),
     },
+    "/v1/jobs/{job_id}/webhooks": {
+        "parameters": [_JOB_ID],
+        "get": _operation(
+            "listWebhookDeliveries",
+            "The job's webhook deliveries, each with every attempt",
+            {
+                "200": {
+                    "description": "oldest first",
+                    "content": {"application/json": {"schema": _ref("WebhookDeliveryList")}},
+                },
+                "404": _NOT_FOUND,
+            },
+            tag="webhooks",
+        ),
+    },
+    "/v1/jobs/{job_id}/webhooks/{delivery_id}/replay": {
+        "parameters": [_JOB_ID, {"$ref": "#/components/parameters/DeliveryId"}],
+        "post": _operation(
+            "replayWebhookDelivery",
+            "Send a webhook delivery again (same webhook-id and body)",
+            {
+                "202": {
+                    "description": "the attempt, made and recorded",
+                    "content": {"application/json": {"schema": _ref("WebhookAttempt")}},
+                },
+                "404": _error("no such job or delivery, or another tenant's", "not_found"),
+            },
+            tag="webhooks",
+        ),
+    },
+    "/v1/webhook-secret": {
+        "get": _operation(
+            "getWebhookSecret",
+            "The tenant's webhook signing secret (made on first read)",
+            {"200": {"description": "the secret", "content": _SECRET}},
+            tag="webhooks",
+        ),
+    },
+    "/v1/webhook-secret/rotate": {
+        "post": _operation(
+            "rotateWebhookSecret",
+            "Replace the tenant's webhook secret (the previous one signs beside it for 24 h)",
+            {"200": {"description": "the new secret", "content": _SECRET}},
+            tag="webhooks",
+        ),
+    },
 }
 
 
@@ -286,6 +337,64 @@ def _job_schema() -> Schema:
     }
 
 
+def _webhook_schemas() -> Schema:
+    attempt = {
+        "type": "object",
+        "required": ["attempt", "at", "status_code", "error", "latency_ms", "replay", "outcome"],
+        "properties": {
+            "attempt": {"type": "integer", "minimum": 1},
+            "at": {"type": "string", "format": "date-time"},
+            "status_code": {"type": ["integer", "null"], "description": "the receiver's"},
+            "error": {"type": ["string", "null"], "description": "why it was not delivered"},
+            "latency_ms": {"type": "number"},
+            "replay": {"type": "boolean"},
+            "outcome": {"enum": ["delivered", "failed", "refused"]},
+        },
+    }
+    return {
+        "WebhookSecret": {
+            "type": "object",
+            "required": ["object", "secret", "created_at"],
+            "properties": {
+                "object": {"const": "webhook_secret"},
+                "secret": {"type": "string", "pattern": "^whsec_"},
+                "created_at": {"type": "number", "description": "Unix seconds"},
+                "previous_valid_until": {"type": "number", "description": "Unix seconds"},
+            },
+        },
+        "WebhookAttempt": {
+            **attempt,
+            "properties": {
+                **attempt["properties"],
+                "object": {"const": "webhook_attempt"},
+                "delivery_id": {"type": "string"},
+            },
+        },
+        "WebhookDeliveryList": {
+            "type": "object",
+            "required": ["object", "data"],
+            "properties": {
+                "object": {"const": "list"},
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["object", "id", "event", "event_type", "created_at"],
+                        "properties": {
+                            "object": {"const": "webhook_delivery"},
+                            "id": {"type": "string", "description": "its webhook-id"},
+                            "event": {"enum": list(rust_infer.WEBHOOK_EVENTS)},
+                            "event_type": {"type": "string"},
+                            "created_at": {"type": "number"},
+                            "attempts": {"type": "array", "items": attempt},
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
 def _components(profile: str) -> Schema:
     integer_header = {"schema": {"type": "integer"}}
     return {
@@ -310,6 +419,13 @@ def _components(profile: str) -> Schema:
                 "description": "the same key with the same body answers the same job "
                 "(24 h); with another body, 409",
                 "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+            },
+            "DeliveryId": {
+                "name": "delivery_id",
+                "in": "path",
+                "required": True,
+                "description": "a delivery's `id`: its `webhook-id`",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
             },
             "PreferWait": {
                 "name": "Prefer",
@@ -344,6 +460,7 @@ def _components(profile: str) -> Schema:
                     "next_cursor": {"type": ["string", "null"]},
                 },
             },
+            **_webhook_schemas(),
             "Error": {
                 "type": "object",
                 "required": ["error"],
@@ -377,7 +494,10 @@ def document(profile: str) -> Schema:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": "jobs"}],
+        "tags": [
+            {"name": "jobs"},
+            {"name": "webhooks", "description": "signed the Standard Webhooks way"},
+        ],
         "paths": PATHS,
         "components": _components(profile),
     }

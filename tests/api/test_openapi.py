@@ -22,6 +22,7 @@ from t2v.local.gateway import PUBLIC_ROUTES
 from t2v.openapi import document
 from t2v.resources import MAX_PAGE, job_resource
 from t2v.settings import Settings
+from t2v.webhooks.guard import RefusedTargetError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ("tiny", "mochi-1")
@@ -42,9 +43,9 @@ def _function(name: str) -> Any:
 
 
 def served_api_routes() -> set[tuple[str, str]]:
-    """(method, template) of every /v1/ route submit and status serve."""
+    """(method, template) of every /v1/ route submit, status and notify serve."""
     served = set()
-    for name in ("submit", "status"):
+    for name in ("submit", "status", "notify"):
         for template, methods in _function(name).router.methods_by_template().items():
             if template.startswith("/v1/"):
                 served |= {(method, template) for method in methods}
@@ -85,11 +86,15 @@ COMPANIONS: dict[str, dict[str, Any]] = {
     "num_frames": {"fps": 60},
 }
 STEPS = {"num_frames": 6}
+# A string probe's form where the field takes more than any characters.
+TEXT_PREFIX = {"webhook": "https://example.com/"}
 
 
 def _accepted(field: str, value: Any) -> str | None:
     """None when the contract accepts `value` for `field`, else why not."""
     body = {"prompt": "a probe", **COMPANIONS.get(field, {}), field: value}
+    if field == "webhook_events":
+        body["webhook"] = "https://example.com/"
     try:
         rust_infer.normalize_request(json.dumps(body), profile="mochi-1", fresh_seed=1)
     except rust_infer.InvalidRequest as error:
@@ -116,13 +121,19 @@ def limit_disagreements(doc: dict[str, Any]) -> list[str]:
         bounds = _bounds(schema)
         if "string" in types:
             probes = []
+            prefix = TEXT_PREFIX.get(field, "")
             if "maxLength" in bounds:
                 probes += [
-                    ("a" * bounds["maxLength"], True),
-                    ("a" * (bounds["maxLength"] + 1), False),
+                    (prefix + "a" * (bounds["maxLength"] - len(prefix)), True),
+                    (prefix + "a" * (bounds["maxLength"] - len(prefix) + 1), False),
                 ]
             if bounds.get("minLength") == 1:
                 probes.append(("", False))
+        elif "array" in types:
+            listed = schema["items"]["enum"]
+            probes = [(listed, True), ([], schema.get("minItems", 0) == 0)]
+            if schema.get("uniqueItems"):
+                probes.append((listed[:1] * 2, False))
         else:
             step = STEPS.get(field, bounds.get("multipleOf", 1 if "integer" in types else 0.5))
             probes = []
@@ -169,9 +180,10 @@ def test_the_documented_limits_are_the_contract(profile: str) -> None:
     assert limit_disagreements(doc) == []
     # The fields: what a normalised request has, and duration_s, which becomes num_frames.
     normalised = rust_infer.normalize_request('{"prompt": "a"}', profile=profile, fresh_seed=1)
-    assert set(doc["components"]["schemas"]["JobRequest"]["properties"]) == set(normalised) | {
-        "duration_s"
-    }
+    # And the webhook's, which a normalised request has only when it names a webhook.
+    webhook = {"webhook", "webhook_events"}
+    properties = doc["components"]["schemas"]["JobRequest"]["properties"]
+    assert set(properties) == set(normalised) | {"duration_s"} | webhook
     assert set(doc["components"]["schemas"]["JobRequest"]["required"]) == {"prompt"}
 
 
@@ -205,6 +217,9 @@ def test_job_resources_match_the_job_schema(profile: str) -> None:
     done = Job("job_3", "acme", JobStatus.SUCCEEDED, params, 1.7e9,
                started_at=1.7e9 + 1, finished_at=1.7e9 + 4, video=video)  # fmt: skip
     expired = Job(**{**done.to_dict(), "video": video, "video_expired": True})
+    body = '{"prompt": "a fox", "webhook": "https://example.com/h", "webhook_events": ["start"]}'
+    hooked = rust_infer.normalize_request(body, profile=profile, fresh_seed=5)
+    queued = Job(**{**queued.to_dict(), "params": hooked})
     validator = _validator(document(profile), "Job")
     retention_s = Settings.from_env({}).video_retention_s
     for job, position in ((queued, 1), (running, None), (done, None), (expired, None)):
@@ -216,10 +231,11 @@ def test_job_resources_match_the_job_schema(profile: str) -> None:
 # Where the API's requests raise errors with a code of their own; `job_exists` is a new id
 # that collides, which the store retries and no client sees.
 API_SOURCES = ("functions/submit/main.py", "functions/status/main.py", "t2v/contract.py",
-               "t2v/ratelimit.py", "t2v/store/cursor.py", "t2v/store/core.py")  # fmt: skip
+               "t2v/ratelimit.py", "t2v/store/cursor.py", "t2v/store/core.py",
+               "functions/notify/main.py", "t2v/webhooks/api.py")  # fmt: skip
 API_ERRORS = (errors.RateLimitedError, errors.UnauthorizedError, errors.UnavailableError,
               errors.NotFoundError, errors.UnsupportedMediaTypeError,
-              errors.IdempotencyConflictError)  # fmt: skip
+              errors.IdempotencyConflictError, RefusedTargetError)  # fmt: skip
 
 
 def test_every_error_code_the_api_raises_is_documented() -> None:

@@ -28,6 +28,7 @@ def test_the_overlays_carry_identities_and_event_policies(
         "t2v-submit-senders",
         "t2v-infer-senders",
         "t2v-status-senders",
+        "t2v-notify-senders",
     }
     for obj in policies + semantics.of_kind(objects, "", "ServiceAccount"):
         schemas.validate(obj)

@@ -97,7 +97,11 @@ BREAKAGES: dict[
         semantics.job_deadline_problems,
     ),
     "a produced event type without trigger": (
-        lambda objects: objects.remove(_named(objects, "Trigger", "t2v-status-progress")),
+        # job.progress goes to status and to notify: neither Trigger left.
+        lambda objects: [
+            objects.remove(_named(objects, "Trigger", name))
+            for name in ("t2v-status-progress", "t2v-notify-progress")
+        ],
         semantics.untriggered_event_types,
     ),
     "a trigger to a missing service": (
