@@ -23,28 +23,44 @@ SERVICES = {
     "t2v-submit": "http://127.0.0.1:8101",
     "t2v-status": "http://127.0.0.1:8102",
     "t2v-infer": "http://127.0.0.1:8103",
+    "t2v-notify": "http://127.0.0.1:8104",
 }
 
 
 def test_project_eventing_routes_every_event_type() -> None:
     config = load_config(EVENTING)
     routes = {route.trigger: route for route in resolve_routes(config, SERVICES)}
-    by_type = {route.filter_attributes["type"]: route.subscriber_url for route in routes.values()}
+    by_type: dict[str, set[str]] = {}
+    for route in routes.values():
+        by_type.setdefault(route.filter_attributes["type"], set()).add(route.subscriber_url)
+    # status and notify (webhooks) each take every lifecycle event.
+    lifecycle = {"http://127.0.0.1:8102/events", "http://127.0.0.1:8104/events"}
     assert by_type == {
-        "dev.t2v.job.submit": "http://127.0.0.1:8101/events",
-        "dev.t2v.job.requested": "http://127.0.0.1:8103/events",
-        "dev.t2v.job.started": "http://127.0.0.1:8102/events",
-        "dev.t2v.job.progress": "http://127.0.0.1:8102/events",
-        "dev.t2v.job.succeeded": "http://127.0.0.1:8102/events",
-        "dev.t2v.job.failed": "http://127.0.0.1:8102/events",
-        "dev.t2v.job.canceled": "http://127.0.0.1:8102/events",
-        "dev.knative.sources.ping": "http://127.0.0.1:8101/sweep",
+        "dev.t2v.job.submit": {"http://127.0.0.1:8101/events"},
+        "dev.t2v.job.requested": {"http://127.0.0.1:8103/events"},
+        "dev.t2v.job.started": lifecycle,
+        "dev.t2v.job.progress": lifecycle,
+        "dev.t2v.job.succeeded": lifecycle,
+        "dev.t2v.job.failed": lifecycle,
+        "dev.t2v.job.canceled": lifecycle,
+        "dev.knative.sources.ping": {"http://127.0.0.1:8101/sweep"},
     }
     assert all(len(route.filter_attributes) == 1 for route in routes.values())
     assert {route.dead_letter_url for route in routes.values()} == {
         "http://127.0.0.1:8102/dead-letter"
     }
     assert config.service_names() == set(SERVICES)
+
+
+def test_project_webhook_completions_are_retried_for_over_an_hour() -> None:
+    config = load_config(EVENTING)
+    notify = {t.name: config.effective_delivery(t) for t in config.triggers if "notify" in t.name}
+    for name in ("t2v-notify-succeeded", "t2v-notify-failed", "t2v-notify-canceled"):
+        delivery = notify[name]
+        assert delivery.retry is not None and delivery.backoff_delay_s is not None
+        waits = [delivery.backoff_delay_s * 2**n for n in range(1, delivery.retry + 1)]
+        assert sum(waits) >= 3600, name
+    assert notify["t2v-notify-progress"].retry == 0
 
 
 def test_project_infer_trigger_fits_long_generations() -> None:
