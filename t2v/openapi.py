@@ -338,7 +338,7 @@ def _job_schema() -> Schema:
 
 
 def _webhook_schemas() -> Schema:
-    attempt = {
+    attempt: Schema = {
         "type": "object",
         "required": ["attempt", "at", "status_code", "error", "latency_ms", "replay", "outcome"],
         "properties": {

@@ -75,6 +75,12 @@ def _raise_broker_timeout(objects: list[Manifest]) -> None:
     _named(objects, "Broker", "t2v")["spec"]["delivery"]["timeout"] = "PT2000S"
 
 
+def _drop_progress_triggers(objects: list[Manifest]) -> None:
+    """job.progress goes to status and to notify: neither Trigger left."""
+    for name in ("t2v-status-progress", "t2v-notify-progress"):
+        objects.remove(_named(objects, "Trigger", name))
+
+
 BREAKAGES: dict[
     str, tuple[Callable[[list[Manifest]], None], Callable[[list[Manifest]], list[str]]]
 ] = {
@@ -97,11 +103,7 @@ BREAKAGES: dict[
         semantics.job_deadline_problems,
     ),
     "a produced event type without trigger": (
-        # job.progress goes to status and to notify: neither Trigger left.
-        lambda objects: [
-            objects.remove(_named(objects, "Trigger", name))
-            for name in ("t2v-status-progress", "t2v-notify-progress")
-        ],
+        _drop_progress_triggers,
         semantics.untriggered_event_types,
     ),
     "a trigger to a missing service": (

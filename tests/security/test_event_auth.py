@@ -207,6 +207,7 @@ def test_each_sender_may_send_only_its_own_types(platform: Platform) -> None:
         ("submit", "/events", "dev.t2v.job.submit"),
         ("submit", "/sweep", "dev.knative.sources.ping"),
         ("infer", "/events", "dev.t2v.job.requested"),
+        ("notify", "/events", "dev.t2v.job.succeeded"),
     ],
 )
 def test_a_function_refuses_an_event_the_broker_did_not_sign(
