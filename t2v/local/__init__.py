@@ -1,1 +1,1 @@
-"""Local mode: the three functions, a broker and a gateway on one machine (`t2v local`)."""
+"""Local mode: the four functions, a broker and a gateway on one machine (`t2v local`)."""

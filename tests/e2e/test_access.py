@@ -88,3 +88,26 @@ def test_burst_above_the_rate_gets_429(platform: Platform) -> None:
     assert (
         platform.submit({"prompt": "bob is fine", **SMALL}, headers=auth("bob")).status_code == 202
     )
+
+
+def test_webhook_history_and_secrets_are_the_tenants_own(platform: Platform) -> None:
+    created = platform.submit({"prompt": "alice's hook", "seed": 9, **SMALL}, headers=auth("alice"))
+    job_id = created.json()["id"]
+    history = f"{platform.url}/v1/jobs/{job_id}/webhooks"
+    mine = platform.client.get(history, headers=auth("alice"))
+    assert mine.status_code == 200 and mine.json() == {"object": "list", "data": []}
+    replay = f"{history}/msg_0123/replay"
+    for response in (
+        platform.client.get(history, headers=auth("bob")),
+        platform.client.post(replay, headers=auth("bob")),
+    ):
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+    assert platform.client.get(history).status_code == 401
+    secret = f"{platform.url}/v1/webhook-secret"
+    alices = platform.client.get(secret, headers=auth("alice")).json()["secret"]
+    bobs = platform.client.get(secret, headers=auth("bob")).json()["secret"]
+    assert alices != bobs
+    rotated = platform.client.post(f"{secret}/rotate", headers=auth("bob")).json()["secret"]
+    assert platform.client.get(secret, headers=auth("alice")).json()["secret"] == alices
+    assert rotated != bobs
