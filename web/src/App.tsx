@@ -16,6 +16,7 @@ export function App() {
   const [schema, setSchema] = useState<RequestSchema | null>(null);
   const [schemaError, setSchemaError] = useState("");
   const [job, setJob] = useState<Job | null>(null);
+  const [live, setLive] = useState<Job | null>(null); // the followed job's latest state
   const [openError, setOpenError] = useState("");
   const [reloadToken, setReloadToken] = useState(0);
   const [keyOpen, setKeyOpen] = useState(false);
@@ -34,6 +35,7 @@ export function App() {
     focusJob.current = focus;
     setOpenError("");
     setJob(next);
+    setLive(next);
     history.replaceState(null, "", `#job=${encodeURIComponent(next.id)}`);
   }, []);
 
@@ -62,6 +64,7 @@ export function App() {
     // The history shows the new status once the job is finished.
     if (TERMINAL.has(next.status) && lastStatus.current !== next.status) setReloadToken((n) => n + 1);
     lastStatus.current = next.status;
+    setLive(next);
   }, []);
 
   return (
@@ -86,7 +89,7 @@ export function App() {
           {job && <JobView ref={heading} initial={job} onChange={changed} />}
         </div>
         <div className="column">
-          <JobHistory currentId={job?.id ?? null} reloadToken={reloadToken} onOpen={(id) => void open(id, true)} />
+          <JobHistory current={live} reloadToken={reloadToken} onOpen={(id) => void open(id, true)} />
           <ApiKey open={keyOpen} onToggle={setKeyOpen} onChanged={() => setReloadToken((n) => n + 1)} />
         </div>
       </main>

@@ -15,10 +15,14 @@ describe("JobHistory", () => {
     });
     const onOpen = vi.fn();
     const user = userEvent.setup();
-    render(<JobHistory currentId="a" reloadToken={0} onOpen={onOpen} />);
+    const followed = job({ id: "a", status: "running", params: { prompt: "first" } });
+    render(<JobHistory current={followed} reloadToken={0} onOpen={onOpen} />);
     const list = await screen.findByRole("list");
     await within(list).findByText("first");
-    expect(within(list).getByRole("button", { name: /first/ })).toHaveAttribute("aria-current", "true");
+    const first = within(list).getByRole("button", { name: /first/ });
+    expect(first).toHaveAttribute("aria-current", "true");
+    expect(first).toHaveTextContent("running"); // the followed job's status, not the list's
+
     await user.click(screen.getByRole("button", { name: "Load more" }));
     await within(list).findByText("second");
     expect(screen.queryByRole("button", { name: "Load more" })).toBeNull();

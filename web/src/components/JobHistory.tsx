@@ -8,13 +8,14 @@ export const PAGE_SIZE = 10;
 const STATUSES = ["queued", "running", "succeeded", "failed", "canceled"];
 
 interface Props {
-  currentId: string | null;
+  /** The followed job, shown with its latest status where the page lists it. */
+  current: Job | null;
   /** Changes whenever the list should be read again (a job submitted or finished, a new key). */
   reloadToken: number;
   onOpen: (id: string) => void;
 }
 
-export function JobHistory({ currentId, reloadToken, onOpen }: Props) {
+export function JobHistory({ current, reloadToken, onOpen }: Props) {
   const [status, setStatus] = useState("");
   const [jobs, setJobs] = useState<Job[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
@@ -63,13 +64,15 @@ export function JobHistory({ currentId, reloadToken, onOpen }: Props) {
       </div>
       <p id="list-message" className="hint" role="status">{message}</p>
       <ul id="job-list" className="job-list" aria-busy={loading}>
-        {jobs.map((job) => (
+        {jobs.map((listed) => {
+          const job = current && current.id === listed.id ? current : listed;
+          return (
           <li key={job.id}>
             <button
               type="button"
               className="job-row"
               data-id={job.id}
-              aria-current={job.id === currentId ? "true" : undefined}
+              aria-current={job === current ? "true" : undefined}
               onClick={() => onOpen(job.id)}
             >
               <span className="badge" data-status={job.status}>{job.status}</span>
@@ -77,7 +80,8 @@ export function JobHistory({ currentId, reloadToken, onOpen }: Props) {
               <time dateTime={job.created_at}>{formatTime(job.created_at)}</time>
             </button>
           </li>
-        ))}
+          );
+        })}
       </ul>
       {cursor && (
         <button type="button" id="more-button" disabled={loading} onClick={() => void load(true, cursor)}>Load more</button>
