@@ -147,7 +147,7 @@ async function longJobCancels(page) {
     first,
     { timeout: 60_000, polling: 100 },
   );
-  await page.locator("#job-eta").filter({ hasText: /about \d+ s/ }).waitFor({ timeout: 60_000 });
+  await page.locator("#job-eta").filter({ hasText: /^about \d+ (s|min)$/ }).waitFor({ timeout: 60_000 });
   await screenshot(page, "running");
   check((await jobsWithPrompt(page, prompt)).length === 1, "a double click made two jobs");
 
@@ -187,8 +187,7 @@ async function historyPages(page) {
   step("the history pages with its cursor: Load more adds the next page, no row twice");
   // More jobs than a page holds, canceled at once (a queued job cancels without running).
   const ids = await page.evaluate(async (settings) => {
-    const made = [];
-    for (let i = 0; i < 10; i += 1) {
+    const fill = async (i) => {
       const body = { prompt: `history page filler ${i}`, ...settings };
       const response = await fetch("/v1/jobs", {
         method: "POST",
@@ -197,9 +196,9 @@ async function historyPages(page) {
       });
       const job = await response.json();
       await fetch(`/v1/jobs/${job.id}/cancel`, { method: "POST" });
-      made.push(job.id);
-    }
-    return made;
+      return job.id;
+    };
+    return Promise.all(Array.from({ length: 10 }, (_, i) => fill(i)));
   }, Object.fromEntries(Object.entries(LONG).map(([k, v]) => [k, Number(v)])));
   check(ids.length === 10, "filler jobs made");
   await page.selectOption("#status-filter", "");
