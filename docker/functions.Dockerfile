@@ -6,12 +6,15 @@
 
 FROM rust:1.95.0-slim-bookworm AS rust-toolchain
 
-# The docs page's renderer (Swagger UI) from npm, at the version package-lock.json pins;
-# no install scripts run (the package's only script is usage analytics).
-FROM node:20.19.0-bookworm-slim AS docs-renderer
+# The web UI (web/ built by Vite to web/dist) and the docs page's renderer (Swagger UI), from
+# npm at the versions package-lock.json pins; no install scripts run (Swagger UI's only script
+# is usage analytics; esbuild and rollup come as prebuilt optional packages).
+FROM node:20.19.0-bookworm-slim AS web
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+RUN PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund
+COPY web/ web/
+RUN npm run build:web
 
 # Builder: compiles the rust_infer extension (PyO3, abi3) and builds the t2v wheel.
 FROM python:3.11.11-bookworm AS builder
@@ -53,9 +56,9 @@ RUN pip install --require-hashes -r /wheels/requirements.txt \
     && rm -rf /wheels
 WORKDIR /app
 COPY functions/ functions/
-# The web page status serves at / and the docs page's renderer (found beside functions/).
-COPY web/ web/
-COPY --from=docs-renderer /src/node_modules/swagger-ui-dist/ node_modules/swagger-ui-dist/
+# The built web UI status serves at / and the docs page's renderer (found beside functions/).
+COPY --from=web /src/web/dist/ web/dist/
+COPY --from=web /src/node_modules/swagger-ui-dist/ node_modules/swagger-ui-dist/
 USER 10001:10001
 EXPOSE 8080
 # Knative sets PORT; the Service's args pick the function:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make the virtualenv hold exactly the locked dependency set (uv.lock) and build rust_infer into
-# it. The virtualenv and the cargo target live outside the clone, so a second run, or CI on the
-# same machine, only checks them.
+# it, then build the web UI (scripts/build_web.sh). The virtualenv and the cargo target live
+# outside the clone, so a second run, or CI on the same machine, only checks them.
 #   scripts/setup.sh [run|test]   which system packages to check first (default: run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,3 +18,4 @@ fi
 # against pyproject.toml (uv lock --check).
 UV_PROJECT_ENVIRONMENT="$T2V_VENV" "$T2V_UV" sync --quiet --frozen --all-extras --python "$T2V_PYTHON"
 scripts/build_rust.sh
+scripts/build_web.sh

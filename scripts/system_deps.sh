@@ -15,14 +15,15 @@ need cc gcc
 need pkg-config pkg-config
 # openh264 (rust_infer's encoder) compiles its x86 SIMD assembly only when nasm is present.
 need nasm nasm
+# The web UI status serves is built with Vite (scripts/build_web.sh).
+need node nodejs
+need npm npm
 if [ "$profile" = test ]; then
   need redis-server redis-server
   need ffprobe ffmpeg
   need chromium chromium
   need promtool prometheus
   need wrk wrk
-  need node nodejs
-  need npm npm
   need go golang-go
   # The deploy tests run Knative's webhooks in network namespaces of their own, joined to the
   # test API server by socat (tests/deploy/knative_webhooks.py).

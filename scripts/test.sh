@@ -14,8 +14,8 @@ scripts/build_kube_tools.sh >/dev/null
 echo "== uv lock --check"
 # pyproject.toml and uv.lock must agree: a dependency changed without relocking fails here.
 "$T2V_UV" lock --check --python "$T2V_PYTHON"
-# The browser tests drive Debian's Chromium with playwright-core (never a downloaded browser).
-PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent
+# node_modules (npm ci) and the web UI (web/dist) come from scripts/setup.sh above, which
+# builds them again only when package-lock.json or web/ changed.
 export PATH="$VENV/bin:$PATH" PYO3_PYTHON="$VENV/bin/python"
 echo "== cargo test"
 (cd rust_infer && cargo test --locked --quiet)

@@ -191,7 +191,8 @@ def _count_finished(job: Job, *, applied: bool) -> None:
         m.job_duration.labels(job.status.value).observe(job.finished_at - job.created_at)
 
 
-# The web page's files (the only names served under /web/) and their content types.
+# The web UI's built files (web/dist, from `npm run build:web`: Vite gives them fixed names),
+# the only names served under /web/, and their content types.
 WEB_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
@@ -208,11 +209,11 @@ class WebPage:
 
 
 # Resolved at import: the path walk touches the file system, which an async handler must not.
-_REPOSITORY_WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+_REPOSITORY_WEB_DIR = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 
 async def _build_web_page() -> WebPage:
-    """Where the page's files are (`T2V_WEB_DIR`, else `web/` beside `functions/`: the
+    """Where the page's built files are (`T2V_WEB_DIR`, else `web/dist` beside `functions/`: the
     repository locally, /app in the image) and its Content-Security-Policy. When the
     artifact store answers videos with presigned redirects, the browser follows them to
     the store's origin, so that one origin (not `*`) is added to media-src and connect-src."""
@@ -246,6 +247,12 @@ async def _static_file(request: Request, page: WebPage, path: Path, media_type: 
     try:
         body = await asyncio.to_thread(path.read_bytes)
     except FileNotFoundError as exc:
+        if path.parent == page.directory:
+            raise NotFoundError(
+                f"the web UI is not built: {path.name} is missing from {path.parent} "
+                "(run scripts/build_web.sh)",
+                code="web_ui_not_built",
+            ) from exc
         raise NotFoundError(f"{path.name} is missing from {path.parent}") from exc
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
     headers = {
@@ -274,7 +281,7 @@ DOCS_RENDERER_FILES = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
     "swagger-ui.css": "text/css; charset=utf-8",
 }
-_REPOSITORY_RENDERER_DIR = _REPOSITORY_WEB_DIR.parent / "node_modules" / "swagger-ui-dist"
+_REPOSITORY_RENDERER_DIR = _REPOSITORY_WEB_DIR.parents[1] / "node_modules" / "swagger-ui-dist"
 
 
 async def docs_page(request: Request) -> Response:

@@ -10,7 +10,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from starlette.requests import Request
 
+from t2v.errors import NotFoundError
 from t2v.local.gateway import route_for
 from tests.chromium import run_page_script
 from tests.e2e.harness import REPO_ROOT, Platform
@@ -108,7 +110,7 @@ def test_static_files_are_served_with_a_strict_policy(
     assert directives["media-src"] == "'self' blob:"
     assert directives["connect-src"] == "'self'"
     name = "index.html" if path == "/" else path.removeprefix("/web/")
-    assert response.content == (REPO_ROOT / "web" / name).read_bytes()
+    assert response.content == (REPO_ROOT / "web" / "dist" / name).read_bytes()
     revalidated = platform.client.get(
         platform.url + path, headers={"If-None-Match": response.headers["etag"]}
     )
@@ -116,8 +118,30 @@ def test_static_files_are_served_with_a_strict_policy(
     assert revalidated.content == b""
 
 
+async def test_an_unbuilt_web_ui_answers_a_clear_404(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("T2V_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("T2V_WEB_DIR", str(tmp_path / "no-dist"))
+    monkeypatch.delenv("T2V_ARTIFACTS_URL", raising=False)
+    monkeypatch.delenv("K_SINK", raising=False)
+    status = _load_status_function(monkeypatch)
+    try:
+        for name in ("index.html", "app.js"):
+            with pytest.raises(NotFoundError) as raised:
+                await status.web_file(_get_request(f"/web/{name}"), name)
+            assert raised.value.code == "web_ui_not_built"
+            assert "scripts/build_web.sh" in raised.value.message
+    finally:
+        await (await status.runtime.get()).store.close()
+
+
+def _get_request(path: str) -> Request:
+    return Request({"type": "http", "method": "GET", "path": path, "headers": []})
+
+
 @pytest.mark.e2e
-@pytest.mark.parametrize("path", ["/web/main.py", "/web/", "/web"])
+@pytest.mark.parametrize("path", ["/web/main.py", "/web/", "/web", "/web/.build-sha256"])
 def test_only_the_page_files_are_served(platform: Platform, path: str) -> None:
     assert platform.client.get(platform.url + path).status_code == 404
 
