@@ -23,6 +23,7 @@ from typing import Any
 
 import rust_infer
 from rust_infer import NormalizedParams
+from t2v.jobs import WORKER_CRASHED
 from t2v.metrics import observe_phase
 from t2v.settings import Settings
 from t2v.worker.child_process import serve
@@ -30,7 +31,6 @@ from t2v.worker.faults import FaultPlan
 from t2v.worker.models import ModelIdentity
 
 log = logging.getLogger(__name__)
-WORKER_CRASHED = "worker_crashed"
 OUT_OF_MEMORY = "out_of_memory"
 # How long a dying process gets to be reaped before its exit status is read.
 REAP_TIMEOUT_S = 5.0
@@ -109,6 +109,11 @@ class ModelChild:
             process.pid,
         )
         return identity  # type: ignore[no-any-return]
+
+    @property
+    def pid(self) -> int | None:
+        """The loaded model process's id (None while none has loaded)."""
+        return None if self._process is None else self._process.pid
 
     @property
     def ready(self) -> bool:

@@ -119,7 +119,7 @@ def test_exit_then_out_of_memory_fails_out_of_memory(start: Any) -> None:
     assert platform.infer_stats()["model_crashes"] == 2
     crashed = [
         line
-        for line in (platform.data_dir / "platform.log").read_text().splitlines()
+        for line in (platform.data_dir / "logs" / "infer.log").read_text().splitlines()
         if "exited with status 3" in line
     ]
     assert crashed, "infer did not log the os._exit of the model process"
