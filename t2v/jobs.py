@@ -47,6 +47,8 @@ PHASES = ("starting", "denoising", "decoding", "encoding", "uploading")
 # From this phase on the video is being stored: a cancel is too late (infer enters it with a
 # compare-and-set that a cancel request made first refuses).
 COMMITTED_PHASE = "uploading"
+# A job's failure code when the model process died under it twice (t2v/worker/child.py).
+WORKER_CRASHED = "worker_crashed"
 
 
 def new_job_id() -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import rust_infer
 from t2v import __version__
 from t2v.contract import MAX_IDEMPOTENCY_KEY
-from t2v.jobs import PHASES, JobStatus
+from t2v.jobs import PHASES, WORKER_CRASHED, JobStatus
 from t2v.prefer import MAX_WAIT_S
 from t2v.resources import MAX_PAGE
 from t2v.webhooks.guard import REFUSED_CODE
@@ -316,7 +316,7 @@ def _job_schema() -> Schema:
         "error": {
             "type": ["object", "null"],
             "properties": {
-                "code": {"type": "string", "examples": list(rust_infer.FAILURE_CODES)},
+                "code": {"type": "string", "examples": [*rust_infer.FAILURE_CODES, WORKER_CRASHED]},
                 "message": {"type": "string"},
                 "retryable": {"type": "boolean"},
                 "details": {"type": "object", "additionalProperties": {"type": "string"}},

@@ -18,6 +18,7 @@ from t2v.model.acceleration import (
 )
 from t2v.model.manifest import PROFILE_MOCHI, PROFILE_TINY, read_manifest
 from t2v.store import DEFAULT_REDIS_MAX_CONNECTIONS
+from t2v.worker.faults import parse_faults
 
 # Where the tiny model lives inside the data directory (`t2v build-tiny-model` builds it).
 TINY_MODEL_SUBDIR = Path("models") / "tiny-mochi"
@@ -111,6 +112,15 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw in _TRUE
 
 
+def _test_faults(env: Mapping[str, str]) -> str:
+    """T2V_TEST_FAULTS (t2v/worker/faults.py), only where T2V_ENABLE_TEST_FAULTS says so."""
+    if not _flag(env, "T2V_ENABLE_TEST_FAULTS", False):
+        return ""
+    raw = env.get("T2V_TEST_FAULTS") or ""
+    parse_faults(raw)  # a typo fails at start-up, not as a fault that never fires
+    return raw
+
+
 def _acceleration_names(raw: str | None) -> tuple[str, ...] | None:
     # Unset: the device's default (compile on CUDA); set to "" or "none": no option.
     if raw is None:
@@ -153,6 +163,8 @@ class Settings:
     warmup: bool
     video_retention_s: float
     share_video_cache: bool
+    model_process: bool
+    test_faults: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -200,4 +212,8 @@ class Settings:
             # Off: a cached video is reused only for its own tenant, so no tenant learns that
             # another asked for the same prompt and seed (docs/architecture.md).
             share_video_cache=_flag(env, "T2V_SHARE_VIDEO_CACHE", False),
+            # infer runs the model in a child process (a crash there is not infer's); off:
+            # in a thread of infer itself.
+            model_process=_flag(env, "T2V_MODEL_PROCESS", True),
+            test_faults=_test_faults(env),
         )

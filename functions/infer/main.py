@@ -18,7 +18,7 @@ from t2v.event_auth import event_sender
 from t2v.http import Router, health, metrics_endpoint
 from t2v.metrics import instrumented
 from t2v.runtime import Lazy, lazy_runtime
-from t2v.worker.models import ModelHolder
+from t2v.worker.models import model_runner
 from t2v.worker.runner import JobRunner, RetryLater
 
 log = logging.getLogger("t2v.infer")
@@ -28,7 +28,7 @@ router = Router()
 
 async def _build_runner() -> JobRunner:
     rt = await runtime.get()
-    return JobRunner(rt, ModelHolder(rt.settings))
+    return JobRunner(rt, model_runner(rt.settings))
 
 
 runner: Lazy[JobRunner] = Lazy(_build_runner)
@@ -55,7 +55,8 @@ async def receive_event(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Readiness means "model loaded": the first probe starts the load."""
+    """Readiness means "model loaded": the first probe starts the load. After the model
+    process crashed, not ready again until its replacement has loaded."""
     worker = await runner.get()
     models = worker.models
     models.start_loading()
@@ -79,6 +80,8 @@ async def stats(request: Request) -> Response:
             "worker": worker.worker_id,
             "generations": worker.generations,
             "cache_hits": worker.cache_hits,
+            # Model processes that died and were replaced (0 with the model in a thread).
+            "model_crashes": getattr(worker.models, "crashes", 0),
         }
     )
 

@@ -1,4 +1,9 @@
-"""The model, loaded once per infer process, in a thread so health checks keep answering.
+"""The model, loaded once per infer process, and the two ways infer runs it.
+
+`ModelHolder` loads and runs it in a thread of infer itself (`T2V_MODEL_PROCESS=0`, and the
+worker tests, which patch the pipeline in place); `t2v.worker.child.ModelChild` in a child
+process, so that a crash in native code fails one job and not infer. Both load in the
+background, so health checks keep answering.
 
 Loading ends with a warm-up generation (``T2V_WARMUP``, on by default) so that the first job
 does not pay for compilation, kernel selection and allocator growth. It runs before the model
@@ -12,6 +17,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import rust_infer
 from rust_infer import NormalizedParams
@@ -49,7 +57,94 @@ def warmup_params(model: LoadedModel) -> NormalizedParams:
     return rust_infer.normalize_request(json.dumps(request), profile=model.profile, fresh_seed=0)
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What the job runner needs to know of a loaded model (its revision keys the cache)."""
+
+    name: str
+    revision: str
+    profile: str
+    acceleration: Mapping[str, str]
+
+
+class ModelRunner(Protocol):
+    """A model that loads in the background and runs one supervised generation at a time."""
+
+    load_seconds: float | None
+    warmup_seconds: float | None
+
+    def start_loading(self) -> object: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def failed(self) -> BaseException | None: ...
+
+    async def get(self) -> ModelIdentity | LoadedModel: ...
+
+    async def run(
+        self,
+        params: NormalizedParams,
+        *,
+        on_progress: Callable[[int, int], None],
+        is_canceled: Callable[[], bool],
+        deadline_s: float,
+    ) -> Any: ...
+
+
+def model_runner(settings: Settings) -> ModelRunner:
+    """The runner `settings` ask for: a child process unless T2V_MODEL_PROCESS is off."""
+    if settings.model_process:
+        from t2v.worker.child import ModelChild
+
+        return ModelChild(settings)
+    return ModelHolder(settings)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    model: LoadedModel
+    load_seconds: float
+    warmup_seconds: float | None
+
+
+def load_and_warm(settings: Settings) -> Loaded:
+    """Load the model `settings` name and, unless T2V_WARMUP is off, warm it up."""
+    started = time.monotonic()
+    model = load_model(settings.model, device=settings.device, acceleration=settings.acceleration)
+    load_seconds = time.monotonic() - started
+    applied = ", ".join(model.acceleration) or "none"
+    log.info(
+        "model %s (%s) loaded in %.1f s; acceleration: %s",
+        model.name,
+        model.revision,
+        load_seconds,
+        applied,
+    )
+    warmup_seconds = _warm_up(model) if settings.warmup else None
+    return Loaded(model, load_seconds, warmup_seconds)
+
+
+def _warm_up(model: LoadedModel) -> float:
+    params = warmup_params(model)
+    started = time.monotonic()
+    generate(model, params, no_step_hook)
+    seconds = time.monotonic() - started
+    log.info(
+        "model warmed up in %.1f s (%sx%s, %s frames, %s steps)",
+        seconds,
+        params["width"],
+        params["height"],
+        params["num_frames"],
+        params["num_inference_steps"],
+    )
+    return seconds
+
+
 class ModelHolder:
+    """The model in a thread of this process."""
+
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._task: asyncio.Task[LoadedModel] | None = None
@@ -62,40 +157,11 @@ class ModelHolder:
         return self._task
 
     def _load(self) -> LoadedModel:
-        settings = self._settings
-        started = time.monotonic()
-        model = load_model(
-            settings.model, device=settings.device, acceleration=settings.acceleration
-        )
-        load_seconds = time.monotonic() - started
-        observe_phase("model_load", load_seconds)
-        applied = ", ".join(model.acceleration) or "none"
-        log.info(
-            "model %s (%s) loaded in %.1f s; acceleration: %s",
-            model.name,
-            model.revision,
-            load_seconds,
-            applied,
-        )
-        self.load_seconds = load_seconds
-        if settings.warmup:
-            self.warmup_seconds = self._warm_up(model)
-        return model
-
-    def _warm_up(self, model: LoadedModel) -> float:
-        params = warmup_params(model)
-        started = time.monotonic()
-        generate(model, params, no_step_hook)
-        seconds = time.monotonic() - started
-        log.info(
-            "model warmed up in %.1f s (%sx%s, %s frames, %s steps)",
-            seconds,
-            params["width"],
-            params["height"],
-            params["num_frames"],
-            params["num_inference_steps"],
-        )
-        return seconds
+        loaded = load_and_warm(self._settings)
+        observe_phase("model_load", loaded.load_seconds)
+        self.load_seconds = loaded.load_seconds
+        self.warmup_seconds = loaded.warmup_seconds
+        return loaded.model
 
     @property
     def ready(self) -> bool:
@@ -109,3 +175,24 @@ class ModelHolder:
 
     async def get(self) -> LoadedModel:
         return await asyncio.shield(self.start_loading())
+
+    async def run(
+        self,
+        params: NormalizedParams,
+        *,
+        on_progress: Callable[[int, int], None],
+        is_canceled: Callable[[], bool],
+        deadline_s: float,
+    ) -> Any:
+        model = await self.get()
+
+        def supervised() -> Any:
+            return rust_infer.supervise(
+                lambda hook: generate(model, params, hook),
+                total_steps=params["num_inference_steps"],
+                on_progress=on_progress,
+                is_canceled=is_canceled,
+                deadline_s=deadline_s,
+            )
+
+        return await asyncio.to_thread(supervised)

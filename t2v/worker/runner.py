@@ -24,10 +24,10 @@ from t2v.errors import UnavailableError
 from t2v.jobs import COMMITTED_PHASE, Job, JobError, JobStatus, JobUpdate
 from t2v.lifecycle import started_data
 from t2v.metrics import StepTimer, metrics, record_gpu_usage
-from t2v.model.pipeline import LoadedModel, generate
 from t2v.runtime import Runtime
 from t2v.store import Lease
-from t2v.worker.models import ModelHolder
+from t2v.worker.child import ModelCrashed
+from t2v.worker.models import ModelRunner
 from t2v.worker.progress import CancelCheck, ProgressReporter
 from t2v.worker.publish import (
     ArtifactMismatch,
@@ -38,6 +38,10 @@ from t2v.worker.publish import (
 )
 
 log = logging.getLogger(__name__)
+
+
+# A job that crashes the model process is retried this often before it fails.
+CRASH_RETRIES = 1
 
 
 class RetryLater(Exception):
@@ -58,7 +62,7 @@ def worker_identity() -> str:
 
 
 class JobRunner:
-    def __init__(self, rt: Runtime, models: ModelHolder) -> None:
+    def __init__(self, rt: Runtime, models: ModelRunner) -> None:
         self._rt = rt
         self.models = models
         self.worker_id = worker_identity()
@@ -71,6 +75,10 @@ class JobRunner:
         self._active: set[str] = set()
         # When this worker last finished with a job: the next queued one's handoff starts.
         self._free_since: float | None = None
+        # Jobs whose run crashed the model process, and how often (in this process: a retry
+        # that lands on another replica may crash once more there, which the broker's retry
+        # limit bounds).
+        self._crashes: dict[str, int] = {}
 
     async def handle(self, job_id: str) -> Outcome:
         if job_id in self._active:
@@ -78,7 +86,9 @@ class JobRunner:
         self._active.add(job_id)
         received = time.time()
         try:
-            return await self._handle(job_id, received)
+            outcome = await self._handle(job_id, received)
+            self._crashes.pop(job_id, None)
+            return outcome
         finally:
             self._active.discard(job_id)
             self._free_since = time.time()
@@ -134,10 +144,13 @@ class JobRunner:
         ticker = asyncio.create_task(reporter.keep_reporting())
         try:
             try:
-                frames = await self._generate(model, params, total, reporter, cancel)
+                frames = await self._generate(params, total, reporter, cancel)
             except rust_infer.RunFailed as failure:
                 await reporter.drain()
                 return await self._fail(job, lease, failure, lost=cancel.lease_lost.is_set())
+            except ModelCrashed as crash:
+                await reporter.drain()
+                return await self._crashed(job, lease, crash, lost=cancel.lease_lost.is_set())
             outcome = await self._publish(job, lease, key, frames, reporter, cancel)
         finally:
             ticker.cancel()
@@ -240,7 +253,6 @@ class JobRunner:
 
     async def _generate(
         self,
-        model: LoadedModel,
         params: NormalizedParams,
         total: int,
         reporter: ProgressReporter,
@@ -254,18 +266,14 @@ class JobRunner:
             reporter.clock.stepped()
             reporter.report("denoising" if step < steps else "decoding", step, steps)
 
-        def run() -> Any:
-            return rust_infer.supervise(
-                lambda hook: generate(model, params, hook),
-                total_steps=total,
+        async with self._gpu:
+            reporter.report("denoising", 0, total)
+            frames = await self.models.run(
+                params,
                 on_progress=on_progress,
                 is_canceled=cancel,
                 deadline_s=self._rt.settings.job_deadline_s,
             )
-
-        async with self._gpu:
-            reporter.report("denoising", 0, total)
-            frames = await asyncio.to_thread(run)
             # The pipeline decodes after the last step's hook: the time since is the decode.
             timer.observe_since_last("decode")
             self.generations += 1
@@ -314,6 +322,22 @@ class JobRunner:
         data = {"job_id": job.id, **self._lease_fields(lease), "error": error.summary()}
         await self._send(events.JOB_FAILED, job.id, data)
         return Outcome(job.id, "failed", failure.code)
+
+    async def _crashed(self, job: Job, lease: Lease, crash: ModelCrashed, *, lost: bool) -> Outcome:
+        """The model process died under this job: run it once more (on a fresh process),
+        fail it if it crashes again."""
+        if lost:
+            return Outcome(job.id, "ignored", "lease lost")
+        crashes = self._crashes.get(job.id, 0) + 1
+        self._crashes[job.id] = crashes
+        if crashes <= CRASH_RETRIES:
+            await self._rt.store.release(lease)
+            raise RetryLater(f"{crash.code}: {crash.message}")
+        message = f"{crash.message} (crashed on {crashes} tries)"
+        error = JobError(crash.code, message, retryable=False)
+        data = {"job_id": job.id, **self._lease_fields(lease), "error": error.summary()}
+        await self._send(events.JOB_FAILED, job.id, data)
+        return Outcome(job.id, "failed", crash.code)
 
     async def _send(self, event_type: str, job_id: str, data: dict[str, Any]) -> None:
         # Undelivered, the outcome is lost to status: the broker's redelivery runs it again.

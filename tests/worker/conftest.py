@@ -66,6 +66,8 @@ class Worker:
     rt: Runtime
     runner: JobRunner
     sink: ApplyingSink
+    # The runner's model, in this process's thread: tests patch its pipeline in place.
+    models: ModelHolder
 
     async def submit(self, **fields: Any) -> Job:
         body = json.dumps({"prompt": "a fox in the snow", **SMALL, **fields}).encode()
@@ -116,9 +118,10 @@ async def worker(
         keys=KeyRegistry({}),
         source="/t2v/infer",
     )
-    runner = JobRunner(rt, ModelHolder(settings))
-    await runner.models.get()
+    models = ModelHolder(settings)
+    runner = JobRunner(rt, models)
+    await models.get()
     try:
-        yield Worker(rt, runner, sink)
+        yield Worker(rt, runner, sink, models)
     finally:
         await store.close()

@@ -34,7 +34,7 @@ async def assert_canceled_without_video(worker: Worker, job_id: str) -> None:
     assert job.status == JobStatus.CANCELED
     assert job.video is None
     assert "job.succeeded" not in worker.sink.types(job_id)
-    model = await worker.runner.models.get()
+    model = await worker.models.get()
     content_key = rust_infer.artifact_key(job.params, model.revision)
     key = video_key(content_key, job.tenant, shared=worker.rt.settings.share_video_cache)
     assert await worker.rt.artifacts.size(key) is None
@@ -44,7 +44,7 @@ async def test_cancel_during_decoding_ends_canceled(
     worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = await worker.submit()
-    vae = (await worker.runner.models.get()).pipe.vae
+    vae = (await worker.models.get()).pipe.vae
     monkeypatch.setattr(vae, "decode", cancel_first(worker, job.id, vae.decode))
     outcome = await worker.runner.handle(job.id)
     assert outcome.result == "canceled"

@@ -31,7 +31,7 @@ def slowed(call: Callable[..., Any]) -> Callable[..., Any]:
 async def test_decoding_and_encoding_report_their_own_progress(
     worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    vae = (await worker.runner.models.get()).pipe.vae
+    vae = (await worker.models.get()).pipe.vae
     monkeypatch.setattr(vae, "decode", slowed(vae.decode))
     monkeypatch.setattr(rust_infer, "encode_mp4", slowed(rust_infer.encode_mp4))
     job = await worker.submit()

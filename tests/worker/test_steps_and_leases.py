@@ -15,7 +15,7 @@ import pytest
 from t2v.events import event_data
 from t2v.jobs import JobStatus
 from t2v.store import Lease
-from t2v.worker import progress, runner
+from t2v.worker import models, progress, runner
 from t2v.worker.progress import CancelCheck
 from tests.worker.conftest import Worker
 
@@ -24,8 +24,9 @@ WAIT_S = 30.0
 
 
 def hooked(before_step: Callable[[int], None]) -> Callable[..., Any]:
-    """`runner.generate` with `before_step(i)` called in the step hook after diffusers ran
-    step i and before the supervised hook (progress, cancel check) sees it."""
+    """`models.generate` (the in-thread model's) with `before_step(i)` called in the step
+    hook after diffusers ran step i and before the supervised hook (progress, cancel check)
+    sees it."""
     from t2v.model.pipeline import generate
 
     def wrapped(model: Any, params: Any, step_hook: Any) -> Any:
@@ -64,7 +65,7 @@ async def test_a_cancel_stops_the_model_within_one_step(
             on_loop(worker, loop, worker.rt.store.request_cancel(job.id, at=time.time()))
             canceled.set()
 
-    monkeypatch.setattr(runner, "generate", hooked(before_step))
+    monkeypatch.setattr(models, "generate", hooked(before_step))
     assert (await worker.runner.handle(job.id)).result == "canceled"
     # The hook at step `cancel_after` stored the cancel, then checked it: no further step.
     assert ran_after_cancel == [cancel_after]
@@ -164,7 +165,7 @@ class TestHeartbeat:
                 during_run.extend(answers)
 
         during_run: list[bool] = []
-        monkeypatch.setattr(runner, "generate", hooked(before_step))
+        monkeypatch.setattr(models, "generate", hooked(before_step))
         assert (await worker.runner.handle(job.id)).result == "succeeded"
         # Only renewals while the job runs count: the job's end drops the lease, and a
         # renewal racing the final event rightly finds none.
@@ -197,7 +198,7 @@ class TestHeartbeat:
             taken.append(on_loop(worker, loop, claim))
             assert checks[0].lease_lost.wait(timeout=WAIT_S)
 
-        monkeypatch.setattr(runner, "generate", hooked(before_step))
+        monkeypatch.setattr(models, "generate", hooked(before_step))
         worker.sink.refusals_expected = True  # a report sent after the takeover is refused
         outcome = await worker.runner.handle(job.id)
         assert (outcome.result, outcome.detail) == ("ignored", "lease lost")
