@@ -22,6 +22,7 @@ from t2v.store import DEFAULT_REDIS_MAX_CONNECTIONS
 # Where the tiny model lives inside the data directory (`t2v build-tiny-model` builds it).
 TINY_MODEL_SUBDIR = Path("models") / "tiny-mochi"
 DEFAULT_VIDEO_RETENTION_S = 7 * 24 * 3600.0
+DEFAULT_STREAM_MAX_S = 240.0
 # A Hugging Face repository id ("org/name"), as opposed to a path on this machine.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 N = TypeVar("N", int, float)
@@ -153,6 +154,9 @@ class Settings:
     warmup: bool
     video_retention_s: float
     share_video_cache: bool
+    # How long the server keeps one job event stream open before it ends it with a `retry:`
+    # hint (the client reconnects with Last-Event-ID): under Knative's request timeout.
+    stream_max_s: float = DEFAULT_STREAM_MAX_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -200,4 +204,5 @@ class Settings:
             # Off: a cached video is reused only for its own tenant, so no tenant learns that
             # another asked for the same prompt and seed (docs/architecture.md).
             share_video_cache=_flag(env, "T2V_SHARE_VIDEO_CACHE", False),
+            stream_max_s=_positive(env, "T2V_STREAM_MAX_S", DEFAULT_STREAM_MAX_S),
         )
