@@ -83,9 +83,10 @@ def _milestone(job: Job) -> tuple[object, ...]:
 def superseding(batch: Sequence[JobChange]) -> list[JobChange]:
     """The changes of `batch` worth sending: each one that the next does not supersede (the
     same milestone, only further on), so every milestone reached is kept."""
+    followers: list[JobChange | None] = [*batch[1:], None]
     return [
         change
-        for change, following in zip(batch, [*batch[1:], None], strict=True)
+        for change, following in zip(batch, followers, strict=False)
         if following is None or _milestone(following.job) != _milestone(change.job)
     ]
 

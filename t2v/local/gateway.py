@@ -104,7 +104,8 @@ def _forwarded_headers(request: Request) -> list[tuple[bytes, bytes]]:
 
 def _streamed(upstream: httpx.Response) -> bool:
     """An answer passed on as it arrives (Server-Sent Events), not read whole first."""
-    return upstream.headers.get("content-type", "").startswith("text/event-stream")
+    content_type: str = upstream.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
 
 
 async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:

@@ -103,11 +103,11 @@ def _claim(raw: bytes | str | None) -> IdempotencyRecord | None:
     return IdempotencyRecord(fields["request_hash"], fields["job_id"], fields["expires_at"])
 
 
-def _changes(entries: Iterable[Any]) -> list[JobChange]:
+def _changes(entries: Iterable[Any] | None) -> list[JobChange]:
     """Change-log entries from an XRANGE or XREAD reply: `(id, {"job": json})` each."""
     return [
         JobChange(int(_text(entry_id).split("-")[1]), decode_job(fields["job"]))
-        for entry_id, fields in entries
+        for entry_id, fields in entries or ()
     ]
 
 
