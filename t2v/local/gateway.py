@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 
+import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -112,8 +113,14 @@ async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
     try:
         async for chunk in upstream.aiter_raw():
             yield chunk
-    finally:  # also when the client goes away: the upstream stream ends with it
-        await upstream.aclose()
+    except httpx.HTTPError as exc:
+        # The function went away mid-stream: end ours too (the client reconnects).
+        log.info("event stream from upstream cut: %s", exc)
+    finally:
+        # Also when the client went away (a cancel): shielded, so the upstream connection
+        # is closed rather than left half-read.
+        with anyio.CancelScope(shield=True):
+            await upstream.aclose()
 
 
 def create_gateway_app(services: Mapping[str, str | Sequence[str]]) -> Starlette:
