@@ -272,6 +272,42 @@ PATHS: Schema = {
             tag="webhooks",
         ),
     },
+    "/v1/jobs/{job_id}/events": {
+        "parameters": [_JOB_ID],
+        "get": _operation(
+            "streamJobEvents",
+            "Follow a job live (Server-Sent Events)",
+            {
+                "200": {
+                    "description": "one `event: job` per change of the job (status, phase, "
+                    "step, queue position, ETA), its `data` the job as `getJob` answers it and "
+                    "its `id` the change's number; a comment every 15 s keeps the connection "
+                    "open. The stream ends after the job's terminal event, or after "
+                    "`T2V_STREAM_MAX_S` with a `retry:` hint: reconnect with `Last-Event-ID` "
+                    "and nothing is missed or repeated",
+                    "content": {
+                        "text/event-stream": {
+                            "schema": {
+                                "type": "string",
+                                "description": "`id: <n>`, `event: job`, `data: <Job as JSON>`",
+                            }
+                        }
+                    },
+                },
+                "400": _error("Last-Event-ID is not an event id", "invalid_last_event_id"),
+                "404": _NOT_FOUND,
+            },
+            parameters=[
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "description": "the `id` of the last event received: the stream resumes "
+                    "after it",
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                }
+            ],
+        ),
+    },
 }
 
 

@@ -23,6 +23,7 @@ from t2v.worker.faults import parse_faults
 # Where the tiny model lives inside the data directory (`t2v build-tiny-model` builds it).
 TINY_MODEL_SUBDIR = Path("models") / "tiny-mochi"
 DEFAULT_VIDEO_RETENTION_S = 7 * 24 * 3600.0
+DEFAULT_STREAM_MAX_S = 240.0
 # A Hugging Face repository id ("org/name"), as opposed to a path on this machine.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 N = TypeVar("N", int, float)
@@ -165,6 +166,9 @@ class Settings:
     share_video_cache: bool
     model_process: bool
     test_faults: str
+    # How long the server keeps one job event stream open before it ends it with a `retry:`
+    # hint (the client reconnects with Last-Event-ID): under Knative's request timeout.
+    stream_max_s: float = DEFAULT_STREAM_MAX_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -216,4 +220,5 @@ class Settings:
             # in a thread of infer itself.
             model_process=_flag(env, "T2V_MODEL_PROCESS", True),
             test_faults=_test_faults(env),
+            stream_max_s=_positive(env, "T2V_STREAM_MAX_S", DEFAULT_STREAM_MAX_S),
         )

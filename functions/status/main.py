@@ -13,13 +13,20 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import functions_framework.aio
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 
-from t2v import events, openapi, prefer, recovery
+from t2v import events, openapi, prefer, recovery, stream
 from t2v.artifacts.filesystem import FilesystemArtifactStore
 from t2v.errors import ConflictError, GoneError, InvalidRequestError, NotFoundError
 from t2v.eta import job_eta
@@ -49,15 +56,35 @@ def _visible(rt: Runtime, request: Request, job_id: str, job: Job | None) -> Job
     return job
 
 
+async def _job_resource(rt: Runtime, base: str, job: Job, position: int | None) -> dict[str, Any]:
+    """The job as `GET /v1/jobs/{id}` shows it (`position`: its place in the queue)."""
+    eta_s = await job_eta(rt.store, rt.settings, job, position)
+    return resource_for(job, base, rt.settings, queue_position=position, eta_s=eta_s)
+
+
 async def get_job(request: Request, job_id: str) -> Response:
     rt = await runtime.get()
     found, position = await rt.store.get_with_position(job_id)
     job = _visible(rt, request, job_id, found)
     job, position, headers = await prefer.honour_wait(rt.store, request.headers, job, position)
-    base = base_url(request, rt.settings.public_url)
-    eta_s = await job_eta(rt.store, rt.settings, job, position)
-    resource = resource_for(job, base, rt.settings, queue_position=position, eta_s=eta_s)
+    resource = await _job_resource(rt, base_url(request, rt.settings.public_url), job, position)
     return json_response(resource, headers=headers)
+
+
+async def job_events(request: Request, job_id: str) -> Response:
+    """The job's changes as Server-Sent Events (`t2v.stream`), each the job as `get_job`
+    shows it; `Last-Event-ID` resumes after the change it names."""
+    rt = await runtime.get()
+    job = await _visible_job(rt, request, job_id)
+    after = stream.last_event_id(request.headers.get("last-event-id"))
+    base = base_url(request, rt.settings.public_url)
+
+    async def render(state: Job) -> dict[str, Any]:
+        return await _job_resource(rt, base, state, await rt.store.queue_position(state))
+
+    timing = stream.StreamTiming(max_s=rt.settings.stream_max_s)
+    events = stream.JobStream(rt.store, job, render, timing, after).events()
+    return StreamingResponse(events, media_type=stream.MEDIA_TYPE, headers=stream.HEADERS)
 
 
 async def list_jobs(request: Request) -> Response:
@@ -317,6 +344,7 @@ async def status_metrics(request: Request) -> Response:
 router.add("GET", "/v1/jobs", list_jobs)
 router.add("GET", "/v1/jobs/{job_id}", get_job)
 router.add("GET", "/v1/jobs/{job_id}/video", get_video)
+router.add("GET", "/v1/jobs/{job_id}/events", job_events)
 router.add("POST", "/events", receive_event)
 router.add("POST", "/dead-letter", receive_dead_letter)
 router.add("GET", "/healthz", health)

@@ -10,14 +10,16 @@ that was matched, byte for byte, never decoded again on the way.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 
+import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from t2v.errors import InvalidRequestError, NotFoundError, T2VError, UnavailableError
@@ -36,6 +38,7 @@ PUBLIC_ROUTES: dict[str, tuple[str, ...]] = {
     "/v1/jobs/{job_id}": ("GET", "DELETE"),
     "/v1/jobs/{job_id}/cancel": ("POST",),
     "/v1/jobs/{job_id}/video": ("GET",),
+    "/v1/jobs/{job_id}/events": ("GET",),
     "/openapi.json": ("GET",),
     "/docs": ("GET",),
     "/docs/{name}": ("GET",),
@@ -114,9 +117,35 @@ def _forwarded_headers(request: Request) -> list[tuple[bytes, bytes]]:
     return [(k, v) for k, v in request.scope["headers"] if k not in _HOP_BY_HOP_RAW]
 
 
-def create_gateway_app(services: Mapping[str, str]) -> Starlette:
-    # Longer than the longest `Prefer: wait`, so a held answer gets through.
+def _streamed(upstream: httpx.Response) -> bool:
+    """An answer passed on as it arrives (Server-Sent Events), not read whole first."""
+    content_type: str = upstream.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
+
+
+async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as exc:
+        # The function went away mid-stream: end ours too (the client reconnects).
+        log.info("event stream from upstream cut: %s", exc)
+    finally:
+        # Also when the client went away (a cancel): shielded, so the upstream connection
+        # is closed rather than left half-read.
+        with anyio.CancelScope(shield=True):
+            await upstream.aclose()
+
+
+def create_gateway_app(services: Mapping[str, str | Sequence[str]]) -> Starlette:
+    """`services`: each service's URL, or its processes' URLs, taken in turn (round-robin)."""
+    # Longer than the longest `Prefer: wait` (and an event stream's keep-alive), so a held
+    # answer gets through.
     client = httpx.AsyncClient(timeout=httpx.Timeout(MAX_WAIT_S + 30.0, connect=5.0))
+    turns: dict[str, Iterator[str]] = {
+        name: itertools.cycle([urls] if isinstance(urls, str) else list(urls))
+        for name, urls in services.items()
+    }
 
     async def forward(request: Request) -> Response:
         method = request.method
@@ -130,19 +159,30 @@ def create_gateway_app(services: Mapping[str, str]) -> Starlette:
         request = checked_request(request)
         query = request.scope["query_string"]
         try:
-            url = httpx.URL(services[service]).copy_with(
+            url = httpx.URL(next(turns[service])).copy_with(
                 raw_path=path.encode("ascii") + (b"?" + query if query else b"")
             )
         except httpx.InvalidURL as exc:
             raise InvalidRequestError(f"the query string is not valid: {exc}") from exc
+        outgoing = client.build_request(
+            method, url, headers=_forwarded_headers(request), content=await request.body()
+        )
         try:
-            upstream = await client.request(
-                method, url, headers=_forwarded_headers(request), content=await request.body()
-            )
+            upstream = await client.send(outgoing, stream=True)
         except httpx.HTTPError as exc:
             raise UnavailableError(f"{service} unreachable: {exc}") from exc
         out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
-        return Response(upstream.content, status_code=upstream.status_code, headers=out_headers)
+        if _streamed(upstream):
+            return StreamingResponse(
+                _relay(upstream), status_code=upstream.status_code, headers=out_headers
+            )
+        try:
+            body = await upstream.aread()
+        except httpx.HTTPError as exc:
+            raise UnavailableError(f"{service} unreachable: {exc}") from exc
+        finally:
+            await upstream.aclose()
+        return Response(body, status_code=upstream.status_code, headers=out_headers)
 
     async def proxy(request: Request) -> Response:
         try:

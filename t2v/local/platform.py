@@ -8,6 +8,8 @@ Configuration (environment, read once; `t2v local --help` names the flags that s
                               parallelism}}: local replacements for Trigger delivery settings
     T2V_EVENTING_DIR          the Knative YAML to route by (default ./eventing)
     T2V_LOCAL_SERVICE_URLS    JSON {service name: URL}: route a Service elsewhere (fault tests)
+    T2V_STATUS_PROCESSES      how many status processes serve the API behind the gateway, in
+                              turn (default 1), as status scales out on a cluster
 plus every T2V_* setting of the functions, which the processes inherit; the data directory,
 the model and its profile are passed to them resolved (absolute), so the folder `t2v local`
 was started from does not matter.
@@ -101,6 +103,7 @@ class LocalOptions:
     delivery: Mapping[str, DeliveryOverride]
     eventing_dir: Path
     service_urls: Mapping[str, str]
+    status_processes: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalOptions:
@@ -116,7 +119,13 @@ class LocalOptions:
             delivery=overrides,
             eventing_dir=Path(env.get("T2V_EVENTING_DIR") or REPO_ROOT / "eventing"),
             service_urls=json.loads(env.get("T2V_LOCAL_SERVICE_URLS") or "{}"),
+            status_processes=max(1, int(env.get("T2V_STATUS_PROCESSES", "1"))),
         )
+
+
+def _process_names(function: str, options: LocalOptions) -> list[str]:
+    count = options.status_processes if function == "status" else 1
+    return [function] + [f"{function}-{n}" for n in range(2, count + 1)]
 
 
 class LocalPlatform:
@@ -136,16 +145,19 @@ class LocalPlatform:
         }
         # Each sender's credential for the broker, and the key it signs deliveries with.
         self.credentials = LocalCredentials.generate(open_mode=KeyRegistry.from_env().open_mode)
+        # The first process of each function is named for it; more status processes (the
+        # gateway takes them in turn) are status-2, status-3, ...
         self.functions = {
-            name: FunctionProcess(
-                name=name,
+            process: FunctionProcess(
+                name=process,
                 target=name,
                 source=REPO_ROOT / "functions" / name / "main.py",
                 port=free_port(),
                 env={**env, "K_SERVICE": f"t2v-{name}", **self.credentials.function_env(name)},
-                log_path=settings.data_dir / "logs" / f"{name}.log",
+                log_path=settings.data_dir / "logs" / f"{process}.log",
             )
             for name in FUNCTIONS
+            for process in _process_names(name, options)
         }
         self.broker_url = broker_url
         self._servers: list[uvicorn.Server] = []
@@ -156,8 +168,15 @@ class LocalPlatform:
         return self.settings.data_dir / "local.json"
 
     def _services(self) -> dict[str, str]:
-        services = {f"t2v-{name}": proc.url for name, proc in self.functions.items()}
+        """Where the broker delivers: each function's first process."""
+        services = {f"t2v-{name}": self.functions[name].url for name in FUNCTIONS}
         return {**services, **self.options.service_urls}
+
+    def _gateway_services(self) -> dict[str, list[str]]:
+        return {
+            name: [self.functions[process].url for process in _process_names(name, self.options)]
+            for name in FUNCTIONS
+        }
 
     async def start(self) -> None:
         check_model(self.settings)
@@ -177,7 +196,7 @@ class LocalPlatform:
             senders=self.credentials.registry(),
             signing_key=self.credentials.signing_key.encode(),
         )
-        gateway_app = create_gateway_app({name: proc.url for name, proc in self.functions.items()})
+        gateway_app = create_gateway_app(self._gateway_services())
         for app, port in (
             (broker_app, self.options.broker_port),
             (gateway_app, self.options.gateway_port),

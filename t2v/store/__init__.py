@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, JobStore, Lease
+from t2v.store.base import (
+    ApplyResult,
+    CreateResult,
+    IdempotencyClaim,
+    JobChange,
+    JobPage,
+    JobStore,
+    Lease,
+)
 
 __all__ = [
     "DEFAULT_REDIS_MAX_CONNECTIONS",
     "ApplyResult",
     "CreateResult",
     "IdempotencyClaim",
+    "JobChange",
     "JobPage",
     "JobStore",
     "Lease",

@@ -10,6 +10,9 @@ from typing import Any, Protocol
 
 from t2v.jobs import Job, JobStatus, JobUpdate
 
+# Entries a job's change log keeps (the newest): far more than one job's milestones.
+CHANGE_LOG_LENGTH = 1000
+
 
 @dataclass(frozen=True)
 class IdempotencyClaim:
@@ -43,6 +46,15 @@ class Lease:
     worker_id: str
     attempt: int
     expires_at: float
+
+
+@dataclass(frozen=True)
+class JobChange:
+    """One entry of a job's change log: the job as one write left it, and that write's
+    number (1 for the create, one more for each write after it)."""
+
+    seq: int
+    job: Job
 
 
 @dataclass(frozen=True)
@@ -166,6 +178,25 @@ class JobStore(Protocol):
 
     async def count_unfinished(self, tenant: str) -> int:
         """How many of the tenant's jobs are queued or running (the active-jobs cap)."""
+        ...
+
+    async def changes(
+        self, job_id: str, *, after_seq: int, limit: int = 100
+    ) -> builtins.list[JobChange]:
+        """The job's change log after `after_seq`, oldest first, at most `limit` entries.
+        Every write of a job appends one, in the same transaction; the log keeps the job's
+        last `CHANGE_LOG_LENGTH` or so (Redis trims it approximately) and goes with the job."""
+        ...
+
+    async def last_change(self, job_id: str) -> JobChange | None:
+        """The newest entry of the job's change log (None: the job has none)."""
+        ...
+
+    async def wait_for_changes(
+        self, job_id: str, *, after_seq: int, timeout_s: float
+    ) -> builtins.list[JobChange]:
+        """`changes` once there are any, or [] after `timeout_s` (SQLite polls; Redis blocks
+        on connections of their own, so waiting streams never hold the store's others)."""
         ...
 
     async def ping(self) -> None:

@@ -27,7 +27,14 @@ import orjson
 
 from t2v.errors import ConflictError, IdempotencyConflictError, NotFoundError, UnavailableError
 from t2v.jobs import Job, JobStatus, JobUpdate, Reporter, cancel, merge
-from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, Lease
+from t2v.store.base import (
+    ApplyResult,
+    CreateResult,
+    IdempotencyClaim,
+    JobChange,
+    JobPage,
+    Lease,
+)
 from t2v.store.cursor import decode_cursor, encode_cursor
 
 # Rounds of read and compare-and-set before a change gives up: far more than one job's
@@ -78,10 +85,10 @@ class JobStoreBackend(Protocol):
         claim: ClaimWrite | None = None,
         drop_lease: bool = False,
     ) -> bool:
-        """Store `job`, its index entries and `claim`, and with `drop_lease` delete its
-        lease, in one transaction, if the stored job still equals `expected` (None: no job
-        has this id) and the stored claim `claim.expected`. False, with nothing written,
-        when either has changed."""
+        """Store `job`, its index entries, an entry of its change log and `claim`, and with
+        `drop_lease` delete its lease, in one transaction, if the stored job still equals
+        `expected` (None: no job has this id) and the stored claim `claim.expected`. False,
+        with nothing written, when either has changed."""
         ...
 
     async def put_lease(self, lease: Lease, *, expected: Lease | None) -> bool:
@@ -89,7 +96,7 @@ class JobStoreBackend(Protocol):
         ...
 
     async def delete_job(self, job: Job) -> bool:
-        """Delete the job with its index entries and lease, in one transaction, if the
+        """Delete the job with its index entries, lease and change log, in one transaction, if the
         stored job still equals `job`. False, with nothing deleted, when it has changed."""
         ...
 
@@ -133,6 +140,18 @@ class JobStoreBackend(Protocol):
         ...
 
     async def count(self, *, tenant: str | None, statuses: Sequence[JobStatus]) -> int: ...
+
+    async def read_changes(self, job_id: str, *, after_seq: int, limit: int) -> list[JobChange]:
+        """The job's change log after `after_seq`, oldest first (`put_job` appends to it)."""
+        ...
+
+    async def read_last_change(self, job_id: str) -> JobChange | None: ...
+
+    async def wait_for_changes(
+        self, job_id: str, *, after_seq: int, limit: int, timeout_s: float
+    ) -> list[JobChange]:
+        """`read_changes` once it has any, or [] after `timeout_s`."""
+        ...
 
     async def ping(self) -> None: ...
 
@@ -469,6 +488,22 @@ class JobStoreCore:
     async def count_unfinished(self, tenant: str) -> int:
         return await self._backend.count(
             tenant=tenant, statuses=(JobStatus.QUEUED, JobStatus.RUNNING)
+        )
+
+    # Change log ---------------------------------------------------------------------------
+    async def changes(
+        self, job_id: str, *, after_seq: int, limit: int = 100
+    ) -> builtins.list[JobChange]:
+        return await self._backend.read_changes(job_id, after_seq=after_seq, limit=limit)
+
+    async def last_change(self, job_id: str) -> JobChange | None:
+        return await self._backend.read_last_change(job_id)
+
+    async def wait_for_changes(
+        self, job_id: str, *, after_seq: int, timeout_s: float, limit: int = 100
+    ) -> builtins.list[JobChange]:
+        return await self._backend.wait_for_changes(
+            job_id, after_seq=after_seq, limit=limit, timeout_s=timeout_s
         )
 
     async def ping(self) -> None:

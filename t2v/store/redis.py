@@ -25,6 +25,11 @@ transactions stay legal there:
 - `{p}:lease:<id>`: hash of worker_id, attempt, expires_at
 - `{p}:idem:<len(tenant)>:<tenant>:<key>`: the idempotency record, expiring with its TTL
 - `{p}:record:<name>`: a named record as JSON (infer's ETA figures)
+- `{p}:changes:<id>`: the job's change log, a Stream with ids `0-<seq>` (XADD `0-*` numbers
+  them), field `job` the job as JSON, trimmed to about `CHANGE_LOG_LENGTH` entries
+
+Blocking reads of a change log (XREAD BLOCK) take connections from a pool of their own, so
+streams waiting for a change never hold the connections every other operation needs.
 """
 
 from __future__ import annotations
@@ -47,11 +52,13 @@ from redis.typing import EncodableT
 from t2v.errors import UnavailableError
 from t2v.jobs import Job, JobStatus, decode_job, encode_job
 from t2v.store import DEFAULT_REDIS_MAX_CONNECTIONS
-from t2v.store.base import Lease
+from t2v.store.base import CHANGE_LOG_LENGTH, JobChange, Lease
 from t2v.store.core import ClaimWrite, IdempotencyRecord, JobStoreCore, video_finished_at
 
 P = ParamSpec("P")
 T = TypeVar("T")
+# The longest one XREAD BLOCK waits: its connection's socket timeout is this much longer.
+MAX_BLOCK_S = 10.0
 _UNAVAILABLE = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
@@ -96,6 +103,14 @@ def _claim(raw: bytes | str | None) -> IdempotencyRecord | None:
     return IdempotencyRecord(fields["request_hash"], fields["job_id"], fields["expires_at"])
 
 
+def _changes(entries: Iterable[Any] | None) -> list[JobChange]:
+    """Change-log entries from an XRANGE or XREAD reply: `(id, {"job": json})` each."""
+    return [
+        JobChange(int(_text(entry_id).split("-")[1]), decode_job(fields["job"]))
+        for entry_id, fields in entries or ()
+    ]
+
+
 def _members(reply: Iterable[Any]) -> list[str]:
     return [_text(member) for member in reply]
 
@@ -111,10 +126,18 @@ def _begin_writes(pipe: Pipeline) -> None:
 
 
 class RedisBackend:
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "t2v") -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = "t2v",
+        blocking_client: aioredis.Redis | None = None,
+    ) -> None:
+        """`blocking_client`: where XREAD BLOCK waits (default `client`)."""
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError(f"Redis key prefix {prefix!r} must be non-empty, without braces")
         self._redis = client
+        self._blocking = blocking_client or client
         self._p = "{" + prefix + "}"
 
     @classmethod
@@ -124,15 +147,24 @@ class RedisBackend:
         prefix = query.pop("prefix", "t2v")
         query.setdefault("socket_connect_timeout", "5")
         query.setdefault("socket_timeout", "5")
-        pool = BlockingConnectionPool.from_url(
-            urlunsplit(parts._replace(query=urlencode(query))),
-            max_connections=max_connections,
-            timeout=float(query["socket_timeout"]),  # waiting for a free connection
-            decode_responses=True,
-            # Retry briefly on a dropped connection, then report 503 rather than hang.
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+        socket_timeout = float(query["socket_timeout"])
+
+        def pool(**options: float) -> BlockingConnectionPool:
+            return BlockingConnectionPool.from_url(
+                urlunsplit(parts._replace(query=urlencode({**query, **options}))),
+                max_connections=max_connections,
+                timeout=socket_timeout,  # waiting for a free connection
+                decode_responses=True,
+                # Retry briefly on a dropped connection, then report 503 rather than hang.
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+            )
+
+        blocking = pool(socket_timeout=socket_timeout + MAX_BLOCK_S)
+        return cls(
+            aioredis.Redis.from_pool(pool()),
+            prefix=prefix,
+            blocking_client=aioredis.Redis.from_pool(blocking),
         )
-        return cls(aioredis.Redis.from_pool(pool), prefix=prefix)
 
     # Key names ----------------------------------------------------------------------------
     def _job_key(self, job_id: str) -> str:
@@ -146,6 +178,9 @@ class RedisBackend:
 
     def _holders_key(self, video_key: str) -> str:
         return f"{self._p}:video-holders:{video_key}"
+
+    def _changes_key(self, job_id: str) -> str:
+        return f"{self._p}:changes:{job_id}"
 
     def _record_key(self, name: str) -> str:
         return f"{self._p}:record:{name}"
@@ -223,7 +258,11 @@ class RedisBackend:
             if claim is not None and _claim(stored[1]) != claim.expected:
                 return False
             _begin_writes(pipe)
-            pipe.set(keys[0], encode_job(job))
+            encoded = encode_job(job)
+            pipe.set(keys[0], encoded)
+            # `0-*`: Redis numbers the entry one past the stream's last (0-1 for the first).
+            pipe.xadd(self._changes_key(job.id), {"job": encoded}, id="0-*",
+                      maxlen=CHANGE_LOG_LENGTH, approximate=True)  # fmt: skip
             self._queue_index_changes(pipe, expected, job)
             if claim is not None:
                 record = orjson.dumps(
@@ -279,7 +318,7 @@ class RedisBackend:
             if _job(await pipe.get(key)) != job:
                 return False
             _begin_writes(pipe)
-            pipe.delete(key, self._lease_key(job.id))
+            pipe.delete(key, self._lease_key(job.id), self._changes_key(job.id))
             self._queue_index_changes(pipe, job, None)
             return True
 
@@ -383,12 +422,36 @@ class RedisBackend:
     async def count_video_holders(self, key: str) -> int:
         return int(await self._redis.scard(self._holders_key(key)))
 
+    # Change log ---------------------------------------------------------------------------
+    @_unavailable_on_connection_loss
+    async def read_changes(self, job_id: str, *, after_seq: int, limit: int) -> list[JobChange]:
+        key = self._changes_key(job_id)
+        return _changes(await self._redis.xrange(key, f"(0-{after_seq}", "+", count=limit))
+
+    @_unavailable_on_connection_loss
+    async def read_last_change(self, job_id: str) -> JobChange | None:
+        found = _changes(await self._redis.xrevrange(self._changes_key(job_id), count=1))
+        return found[0] if found else None
+
+    @_unavailable_on_connection_loss
+    async def wait_for_changes(
+        self, job_id: str, *, after_seq: int, limit: int, timeout_s: float
+    ) -> list[JobChange]:
+        block_ms = max(1, int(min(timeout_s, MAX_BLOCK_S) * 1000))
+        key = self._changes_key(job_id)
+        reply = await self._blocking.xread({key: f"0-{after_seq}"}, count=limit, block=block_ms)
+        # redis-py 8 answers RESP2's [[key, entries]] as is and RESP3's as {key: [entries]}.
+        streams = reply.items() if isinstance(reply, dict) else (reply or [])
+        return [change for _, entries in streams for change in _changes(entries)]
+
     @_unavailable_on_connection_loss
     async def ping(self) -> None:
         await self._redis.ping()
 
     async def close(self) -> None:
         await self._redis.aclose()  # and its pool: the client owns it (`from_pool`)
+        if self._blocking is not self._redis:
+            await self._blocking.aclose()
 
 
 class RedisJobStore(JobStoreCore):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,12 +20,14 @@ from typing import TypeVar
 
 from t2v.errors import UnavailableError
 from t2v.jobs import Job, JobStatus, decode_job, encode_job
-from t2v.store.base import Lease
+from t2v.store.base import CHANGE_LOG_LENGTH, JobChange, Lease
 from t2v.store.core import ClaimWrite, IdempotencyRecord, JobStoreCore, video_finished_at
 
 T = TypeVar("T")
 # Queue positions past this are reported as this (a lower bound): see count_queued_before.
 QUEUE_POSITION_CAP = 100
+# Between change-log reads while a stream waits for the job to change.
+CHANGE_POLL_S = 0.2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -59,6 +62,13 @@ CREATE TABLE IF NOT EXISTS records (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- Each job's change log (JobStore.changes): the job as each write left it.
+CREATE TABLE IF NOT EXISTS job_changes (
+    job_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leases (
     job_id TEXT PRIMARY KEY,
     worker_id TEXT NOT NULL,
@@ -105,6 +115,26 @@ def _index_video(conn: sqlite3.Connection, job: Job) -> None:
             "INSERT OR REPLACE INTO videos (job_id, video_key, finished_at) VALUES (?, ?, ?)",
             (job.id, key, video_finished_at(job)),
         )
+
+
+def _log_change(conn: sqlite3.Connection, job_id: str, data: str) -> None:
+    """Append the job's next change-log entry and drop the ones past `CHANGE_LOG_LENGTH`."""
+    row = conn.execute("SELECT MAX(seq) FROM job_changes WHERE job_id = ?", (job_id,)).fetchone()
+    seq = int(row[0] or 0) + 1
+    conn.execute(
+        "INSERT INTO job_changes (job_id, seq, data) VALUES (?, ?, ?)", (job_id, seq, data)
+    )
+    conn.execute(
+        "DELETE FROM job_changes WHERE job_id = ? AND seq <= ?", (job_id, seq - CHANGE_LOG_LENGTH)
+    )
+
+
+def _load_changes(
+    conn: sqlite3.Connection, job_id: str, after_seq: int, limit: int
+) -> list[JobChange]:
+    query = "SELECT seq, data FROM job_changes WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+    rows = conn.execute(query, (job_id, after_seq, limit)).fetchall()
+    return [JobChange(int(seq), decode_job(data)) for seq, data in rows]
 
 
 def _load_record(conn: sqlite3.Connection, name: str) -> str | None:
@@ -244,6 +274,7 @@ class SqliteBackend:
             if drop_lease:
                 conn.execute("DELETE FROM leases WHERE job_id = ?", (job.id,))
             _index_video(conn, job)
+            _log_change(conn, job.id, row[4])
             return True
 
         return await self._run(lambda conn: _in_transaction(conn, lambda: write(conn)))
@@ -252,7 +283,8 @@ class SqliteBackend:
         def delete(conn: sqlite3.Connection) -> bool:
             if _load_job(conn, job.id) != job:
                 return False
-            for table, column in (("jobs", "id"), ("leases", "job_id"), ("videos", "job_id")):
+            tables = (("jobs", "id"), ("leases", "job_id"), ("videos", "job_id"))
+            for table, column in (*tables, ("job_changes", "job_id")):
                 conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (job.id,))
             return True
 
@@ -346,6 +378,28 @@ class SqliteBackend:
     async def count_video_holders(self, key: str) -> int:
         query = "SELECT COUNT(*) FROM videos WHERE video_key = ?"
         return await self._run(lambda conn: int(conn.execute(query, (key,)).fetchone()[0]))
+
+    # Change log ---------------------------------------------------------------------------
+    async def read_changes(self, job_id: str, *, after_seq: int, limit: int) -> list[JobChange]:
+        return await self._run(lambda conn: _load_changes(conn, job_id, after_seq, limit))
+
+    async def read_last_change(self, job_id: str) -> JobChange | None:
+        query = "SELECT seq, data FROM job_changes WHERE job_id = ? ORDER BY seq DESC LIMIT 1"
+        row = await self._run(lambda conn: conn.execute(query, (job_id,)).fetchone())
+        return JobChange(int(row[0]), decode_job(row[1])) if row else None
+
+    async def wait_for_changes(
+        self, job_id: str, *, after_seq: int, limit: int, timeout_s: float
+    ) -> list[JobChange]:
+        # SQLite cannot tell another process's reader that a row arrived: poll, cheaply (a
+        # primary-key seek that finds nothing), often enough to look live.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = await self.read_changes(job_id, after_seq=after_seq, limit=limit)
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                return found
+            await asyncio.sleep(min(CHANGE_POLL_S, left))
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())

@@ -26,6 +26,7 @@ from typing import Any
 import av
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from t2v_client import APIError, AsyncClient, Client, JobStatus
 from t2v_client.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNREACHABLE
 
@@ -52,7 +53,21 @@ def decode(path: Path) -> tuple[int, int, int]:
     return len(frames), frames[0].width, frames[0].height
 
 
+def event_streams_opened(platform: Platform) -> float:
+    """How many `GET /v1/jobs/{id}/events` status has answered 200 (its own metrics)."""
+    text = httpx.get(f"{platform.function_url('status')}/metrics").text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "t2v_http_requests_total"
+        and sample.labels.get("route") == "/v1/jobs/{job_id}/events"
+        and sample.labels.get("code") == "200"
+    )
+
+
 def test_generate_returns_the_sha256_the_job_reports(platform: Platform, tmp_path: Path) -> None:
+    streams_before = event_streams_opened(platform)
     seen: list[JobStatus] = []
     with Client(platform.url) as sdk:
         result = sdk.generate(
@@ -68,6 +83,8 @@ def test_generate_returns_the_sha256_the_job_reports(platform: Platform, tmp_pat
     assert decode(result.path) == (reported.video.num_frames, 64, 48)
     assert seen[-1] == JobStatus.SUCCEEDED
     assert result.job.id in listed
+    # The SDK followed the job over its event stream, not by polling.
+    assert event_streams_opened(platform) > streams_before
 
 
 class DroppingProxy:
