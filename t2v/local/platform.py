@@ -133,6 +133,8 @@ class LocalPlatform:
             "T2V_DATA_DIR": str(settings.data_dir),
             "T2V_MODEL": settings.model,
             "T2V_MODEL_PROFILE": settings.model_profile,
+            # The gateway appends each client's address to X-Forwarded-For (t2v.keyguard).
+            "T2V_TRUSTED_PROXY_HOPS": "1",
         }
         # Each sender's credential for the broker, and the key it signs deliveries with.
         self.credentials = LocalCredentials.generate(open_mode=KeyRegistry.from_env().open_mode)
