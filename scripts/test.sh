@@ -17,6 +17,9 @@ echo "== uv lock --check"
 # The browser tests drive Debian's Chromium with playwright-core (never a downloaded browser).
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent
 export PATH="$VENV/bin:$PATH" PYO3_PYTHON="$VENV/bin/python"
+echo "== audit"
+# pip-audit on uv.lock, cargo deny on Cargo.lock (scripts/audit.sh says when each may fail).
+scripts/audit.sh
 echo "== cargo test"
 (cd rust_infer && cargo test --locked --quiet)
 echo "== cargo clippy"
