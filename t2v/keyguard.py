@@ -4,9 +4,9 @@ A request that presents a key (any `Authorization` header) which is not valid co
 against its client address, in `limits`' sliding window counter (as `t2v.ratelimit` counts
 submissions). Past the rate, that address is answered 429 `too_many_failed_keys` with
 `Retry-After`, before its key is even looked at, so a right guess made while refused cannot be
-told from a wrong one. A request with no key at all reveals nothing and is not counted. An
-address shared by many clients (a NAT) shares its allowance: a guesser behind it slows the
-others' mistyped keys too, never their valid ones until the address is over the rate.
+told from a wrong one. A request with no key at all reveals nothing: it is neither counted nor
+refused. An address shared by many clients (a NAT) shares its allowance: while a guesser
+behind it is refused, so are the others' keys, valid ones included.
 
 The client address is the socket's peer, unless requests come through proxies that append it
 to `X-Forwarded-For`: with `T2V_TRUSTED_PROXY_HOPS=n`, the n-th entry from the right is the
@@ -106,8 +106,8 @@ class KeyGuard:
         `RateLimitedError` once the client's address has failed too often, and
         `UnavailableError` when the counters' storage fails."""
         header = request.headers.get("authorization")
-        if keys.open_mode:
-            return keys.authenticate(header)
+        if keys.open_mode or header is None:
+            return keys.authenticate(header)  # no key: nothing to guess, nothing counted
         address = self.client_of(request)
         try:
             if not await self._windows.test(self._rate, address):
@@ -115,8 +115,6 @@ class KeyGuard:
             try:
                 return keys.authenticate(header)
             except UnauthorizedError as error:
-                if header is None:
-                    raise
                 if not await self._windows.hit(self._rate, address):
                     raise await self._refusal(address) from error
                 raise

@@ -190,6 +190,10 @@ class LocalPlatform:
                 port=port,
                 log_level="warning",
                 timeout_graceful_shutdown=SERVER_SHUTDOWN_S,
+                # The socket's peer is the client: uvicorn would otherwise take a local
+                # client's own X-Forwarded-For as its address (it trusts 127.0.0.1), and the
+                # gateway would pass that on as the address it vouches for (t2v.keyguard).
+                proxy_headers=False,
             )
             server = EmbeddedServer(config)
             self._servers.append(server)
