@@ -17,6 +17,9 @@ echo "== uv lock --check"
 # node_modules (npm ci) and the web UI (web/dist) come from scripts/setup.sh above, which
 # builds them again only when package-lock.json or web/ changed.
 export PATH="$VENV/bin:$PATH" PYO3_PYTHON="$VENV/bin/python"
+echo "== audit"
+# pip-audit on uv.lock, cargo deny on Cargo.lock (scripts/audit.sh says when each may fail).
+scripts/audit.sh
 echo "== cargo test"
 (cd rust_infer && cargo test --locked --quiet)
 echo "== cargo clippy"

@@ -14,7 +14,14 @@ import rust_infer
 from rust_infer import NormalizedParams
 from t2v.errors import InvalidRequestError
 
-__all__ = ["NormalizedParams", "admit", "check_idempotency_key", "normalize", "request_hash"]
+__all__ = [
+    "NormalizedParams",
+    "admit",
+    "check_idempotency_key",
+    "normalize",
+    "prompt_hash",
+    "request_hash",
+]
 
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -38,6 +45,12 @@ def request_hash(body: bytes) -> str:
     except ValueError:
         canonical = body.decode("utf-8", "replace")
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def prompt_hash(prompt: str) -> str:
+    """What the logs say of a prompt: its SHA-256, enough to match a job to a prompt someone
+    already has, and never the prompt itself (the logs are read by more people than jobs)."""
+    return hashlib.sha256(prompt.encode()).hexdigest()
 
 
 def check_idempotency_key(key: str) -> str:

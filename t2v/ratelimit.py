@@ -48,9 +48,10 @@ REDIS_TIMEOUT_S = 5.0
 _KEY_PREFIX = "t2v-submit"
 
 
-def _redis_storage(url: str) -> tuple[Storage, ConnectionPool]:
+def redis_storage(url: str) -> tuple[Storage, ConnectionPool]:
     """`limits`' Redis storage on redis-py's asyncio client (`limits` defaults to coredis,
-    which is not installed), over a pool of our own so that `close` can release it."""
+    which is not installed), over a pool of our own so that `close` can release it. Shared
+    with `t2v.keyguard`, whose counters live in the same storage."""
     if not url.startswith(("redis://", "rediss://")):
         raise ValueError(f"T2V_RATE_LIMIT_STORAGE {url!r} must be memory:// or redis://host")
     from redis.asyncio import ConnectionPool
@@ -88,7 +89,7 @@ class SubmitLimiter:
         if storage_url.startswith("memory://"):
             storage = MemoryStorage()
         else:
-            storage, self._pool = _redis_storage(storage_url)
+            storage, self._pool = redis_storage(storage_url)
         self._windows = SlidingWindowCounterRateLimiter(storage)
 
     @classmethod

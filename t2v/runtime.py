@@ -78,8 +78,17 @@ class Lazy(Generic[T]):
         return self._value
 
 
+def configure_logging() -> None:
+    """The functions' own INFO lines (a job accepted, a sweep's work) on stderr, as `t2v`'s
+    command line logs; a no-op where the server already configured logging."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # One line per HTTP call would drown what the function itself says.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def lazy_runtime(source: str) -> Lazy[Runtime]:
     async def build() -> Runtime:
+        configure_logging()
         return Runtime.from_settings(Settings.from_env(), source=source)
 
     return Lazy(build)

@@ -8,13 +8,18 @@ Run as a script (`python tests/services.py s3 --port N`) this module serves moto
 moto does not enforce the lifetime of presigned URLs, which real S3 and MinIO do, so the
 app is wrapped in the same check those servers make: a query-signed request is refused with
 403 `AccessDenied` once `X-Amz-Date + X-Amz-Expires` (signature v4) or `Expires` (v2) has
-passed.
+passed. Nor does moto check a presigned URL's signature: the wrapper recomputes signature v4
+over the request as it arrived (method, path, query, signed headers) with the test
+credentials, and refuses a mismatch (a changed key, a stretched lifetime) with 403
+`SignatureDoesNotMatch`, as S3 does.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import hmac
 import os
 import shutil
 import signal
@@ -28,10 +33,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, unquote
 
 import httpx
 
+TEST_ACCESS_KEY_ID = "t2v-test-key"
+TEST_SECRET_ACCESS_KEY = "t2v-test-secret"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 START_TIMEOUT_S = 20.0
 
@@ -144,8 +151,8 @@ def redis_server(*, appendonly: bool = False) -> Iterator[RedisServer]:
 class S3Server:
     endpoint_url: str
     region: str = "us-east-1"
-    access_key_id: str = "t2v-test-key"
-    secret_access_key: str = "t2v-test-secret"
+    access_key_id: str = TEST_ACCESS_KEY_ID
+    secret_access_key: str = TEST_SECRET_ACCESS_KEY
 
     def credentials_env(self) -> dict[str, str]:
         return {
@@ -195,11 +202,68 @@ _EXPIRED_BODY = (
 )
 
 
+_BAD_SIGNATURE_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SignatureDoesNotMatch</Code>'
+    b"<Message>The request signature we calculated does not match</Message></Error>"
+)
+
+
+def _sigv4_query_signature(environ: dict[str, Any], query: dict[str, list[str]]) -> str:
+    """Signature v4 of a query-signed request as it arrived, with the test secret."""
+    pairs = [
+        (quote(unquote(name), safe="-_.~"), quote(unquote(value), safe="-_.~"))
+        for name, _, value in (item.partition("=") for item in environ["QUERY_STRING"].split("&"))
+        if name != "X-Amz-Signature"
+    ]
+    signed_headers = query["X-Amz-SignedHeaders"][0]
+    headers = "".join(
+        f"{name}:{environ['HTTP_' + name.upper().replace('-', '_')].strip()}\n"
+        for name in signed_headers.split(";")
+    )
+    raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ["PATH_INFO"]
+    canonical = "\n".join(
+        [
+            environ["REQUEST_METHOD"],
+            raw_path.split("?", 1)[0],
+            "&".join(f"{name}={value}" for name, value in sorted(pairs)),
+            headers,
+            signed_headers,
+            "UNSIGNED-PAYLOAD",
+        ]
+    )
+    _, date, region, service, terminator = query["X-Amz-Credential"][0].split("/")
+    to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            query["X-Amz-Date"][0],
+            f"{date}/{region}/{service}/{terminator}",
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        ]
+    )
+    key = ("AWS4" + TEST_SECRET_ACCESS_KEY).encode()
+    for part in (date, region, service, terminator):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _signature_matches(environ: dict[str, Any]) -> bool:
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if "X-Amz-Signature" not in query:
+        return True  # header-signed: moto's own business
+    if not query["X-Amz-Credential"][0].startswith(TEST_ACCESS_KEY_ID + "/"):
+        return False
+    expected = _sigv4_query_signature(environ, query)
+    return hmac.compare_digest(expected, query["X-Amz-Signature"][0])
+
+
 def presigned_expiry_middleware(app: Any) -> Any:
     def checked(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if _expired(environ.get("QUERY_STRING", ""), datetime.now(UTC)):
             start_response("403 Forbidden", [("Content-Type", "application/xml")])
             return [_EXPIRED_BODY]
+        if not _signature_matches(environ):
+            start_response("403 Forbidden", [("Content-Type", "application/xml")])
+            return [_BAD_SIGNATURE_BODY]
         result: Iterable[bytes] = app(environ, start_response)
         return result
 

@@ -28,11 +28,13 @@ from starlette.responses import (
 
 from t2v import events, openapi, prefer, recovery, stream
 from t2v.artifacts.filesystem import FilesystemArtifactStore
+from t2v.auth import Principal
 from t2v.errors import ConflictError, GoneError, InvalidRequestError, NotFoundError
 from t2v.eta import job_eta
 from t2v.event_auth import event_sender
 from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobStatus
+from t2v.keyguard import KeyGuard
 from t2v.lifecycle import apply_lifecycle_event
 from t2v.metrics import instrumented, metrics
 from t2v.resources import MAX_PAGE, json_body, json_response, resource_for
@@ -42,15 +44,20 @@ log = logging.getLogger("t2v.status")
 runtime = lazy_runtime("/t2v/status")
 router = Router()
 PRESIGNED_EXPIRY_S = 3600
+key_guard: Lazy[KeyGuard] = Lazy(KeyGuard.build)
+
+
+async def _authenticate(rt: Runtime, request: Request) -> Principal:
+    return await (await key_guard.get()).authenticate(rt.keys, request)
 
 
 async def _visible_job(rt: Runtime, request: Request, job_id: str) -> Job:
     """The job if the caller may see it; another tenant's job is as unknown as a missing one."""
-    return _visible(rt, request, job_id, await rt.store.get(job_id))
+    return await _visible(rt, request, job_id, await rt.store.get(job_id))
 
 
-def _visible(rt: Runtime, request: Request, job_id: str, job: Job | None) -> Job:
-    principal = rt.keys.authenticate(request.headers.get("authorization"))
+async def _visible(rt: Runtime, request: Request, job_id: str, job: Job | None) -> Job:
+    principal = await _authenticate(rt, request)
     if job is None or not rt.keys.can_see(principal, job.tenant):
         raise NotFoundError(f"job {job_id} not found")
     return job
@@ -65,7 +72,7 @@ async def _job_resource(rt: Runtime, base: str, job: Job, position: int | None) 
 async def get_job(request: Request, job_id: str) -> Response:
     rt = await runtime.get()
     found, position = await rt.store.get_with_position(job_id)
-    job = _visible(rt, request, job_id, found)
+    job = await _visible(rt, request, job_id, found)
     job, position, headers = await prefer.honour_wait(rt.store, request.headers, job, position)
     resource = await _job_resource(rt, base_url(request, rt.settings.public_url), job, position)
     return json_response(resource, headers=headers)
@@ -89,7 +96,7 @@ async def job_events(request: Request, job_id: str) -> Response:
 
 async def list_jobs(request: Request) -> Response:
     rt = await runtime.get()
-    principal = rt.keys.authenticate(request.headers.get("authorization"))
+    principal = await _authenticate(rt, request)
     query = request.query_params
     status = None
     if "status" in query:

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from t2v import events, prefer, recovery, retention
 from t2v.auth import Principal
-from t2v.contract import admit, check_idempotency_key, normalize, request_hash
+from t2v.contract import admit, check_idempotency_key, normalize, prompt_hash, request_hash
 from t2v.errors import (
     ConflictError,
     MalformedEventError,
@@ -27,6 +27,7 @@ from t2v.eta import expected_seconds, job_eta, read_figures
 from t2v.event_auth import event_sender
 from t2v.http import Router, base_url, health, metrics_endpoint
 from t2v.jobs import Job, JobStatus, is_committed, new_job_id
+from t2v.keyguard import KeyGuard
 from t2v.metrics import instrumented
 from t2v.ratelimit import SubmitLimiter
 from t2v.resources import json_response, resource_for
@@ -45,6 +46,11 @@ async def _build_limiter() -> SubmitLimiter:
 
 
 limiter: Lazy[SubmitLimiter] = Lazy(_build_limiter)
+key_guard: Lazy[KeyGuard] = Lazy(KeyGuard.build)
+
+
+async def _authenticate(rt: Runtime, request: Request) -> Principal:
+    return await (await key_guard.get()).authenticate(rt.keys, request)
 
 
 async def _accept(
@@ -76,6 +82,12 @@ async def _accept(
     )
     result = await rt.store.create(job, claim)
     if result.created:
+        log.info(
+            "job %s accepted: tenant %s, prompt sha256 %s",
+            job.id,
+            job.tenant,
+            prompt_hash(params["prompt"]),
+        )
         await _request_generation(rt, result.job)
     return result, rate_headers
 
@@ -90,7 +102,7 @@ async def _request_generation(rt: Runtime, job: Job) -> None:
 
 async def create_job(request: Request) -> Response:
     rt = await runtime.get()
-    principal = rt.keys.authenticate(request.headers.get("authorization"))
+    principal = await _authenticate(rt, request)
     content_type = request.headers.get("content-type", "application/json")
     if not content_type.split(";")[0].strip().lower().endswith("json"):
         raise UnsupportedMediaTypeError("send the job as application/json")
@@ -115,7 +127,7 @@ async def create_job(request: Request) -> Response:
 
 async def _visible_job(rt: Runtime, request: Request, job_id: str) -> Job:
     """The job if the caller may see it; another tenant's job is as unknown as a missing one."""
-    principal = rt.keys.authenticate(request.headers.get("authorization"))
+    principal = await _authenticate(rt, request)
     job = await rt.store.get(job_id)
     if job is None or not rt.keys.can_see(principal, job.tenant):
         raise NotFoundError(f"job {job_id} not found")

@@ -66,6 +66,7 @@ _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Headers that belong to one hop and must not be forwarded (RFC 9110 section 7.6.1).
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
 _HOP_BY_HOP_RAW = {name.encode() for name in _HOP_BY_HOP}
+_FORWARDED_FOR = b"x-forwarded-for"
 
 
 def public_path(raw_path: bytes) -> str:
@@ -114,7 +115,14 @@ def route_for(method: str, path: str) -> str | None:
 def _forwarded_headers(request: Request) -> list[tuple[bytes, bytes]]:
     # The raw bytes, as the client sent them: the function judges them (a non-ASCII byte in
     # Authorization is its 401), and nothing here decodes and re-encodes them.
-    return [(k, v) for k, v in request.scope["headers"] if k not in _HOP_BY_HOP_RAW]
+    headers = [(k, v) for k, v in request.scope["headers"] if k not in _HOP_BY_HOP_RAW]
+    # The client's address appended to X-Forwarded-For, as a proxy does: the functions
+    # believe this one entry (T2V_TRUSTED_PROXY_HOPS=1), never those the client wrote.
+    forwarded = [v for k, v in headers if k == _FORWARDED_FOR]
+    peer = request.scope.get("client")
+    own = (peer[0] if peer else "unknown").encode("latin-1")
+    headers = [(k, v) for k, v in headers if k != _FORWARDED_FOR]
+    return [*headers, (_FORWARDED_FOR, b", ".join([*forwarded, own]))]
 
 
 def _streamed(upstream: httpx.Response) -> bool:

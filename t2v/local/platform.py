@@ -142,6 +142,8 @@ class LocalPlatform:
             "T2V_DATA_DIR": str(settings.data_dir),
             "T2V_MODEL": settings.model,
             "T2V_MODEL_PROFILE": settings.model_profile,
+            # The gateway appends each client's address to X-Forwarded-For (t2v.keyguard).
+            "T2V_TRUSTED_PROXY_HOPS": "1",
         }
         # Each sender's credential for the broker, and the key it signs deliveries with.
         self.credentials = LocalCredentials.generate(open_mode=KeyRegistry.from_env().open_mode)
@@ -207,6 +209,10 @@ class LocalPlatform:
                 port=port,
                 log_level="warning",
                 timeout_graceful_shutdown=SERVER_SHUTDOWN_S,
+                # The socket's peer is the client: uvicorn would otherwise take a local
+                # client's own X-Forwarded-For as its address (it trusts 127.0.0.1), and the
+                # gateway would pass that on as the address it vouches for (t2v.keyguard).
+                proxy_headers=False,
             )
             server = EmbeddedServer(config)
             self._servers.append(server)

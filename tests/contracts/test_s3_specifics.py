@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -10,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import httpx
 import pytest
 
 from t2v.artifacts import open_artifact_store
@@ -94,3 +96,26 @@ async def test_an_unreachable_server_is_unavailable(monkeypatch: pytest.MonkeyPa
     with pytest.raises(UnavailableError) as raised:
         await store.size("a.mp4")
     assert raised.value.http_status == 503
+
+
+async def test_a_presigned_url_names_one_object_for_its_lifetime_only(s3_env: S3Server) -> None:
+    """The test server checks what S3 checks (tests/services.py): the signature over the
+    object's key and the lifetime, so a URL edited to another key, or used late, is refused."""
+    bucket = create_bucket(s3_env)
+    store = open_artifact_store(store_url(s3_env, bucket))
+    await store.put("mine.mp4", b"alice's video", content_type="video/mp4")
+    await store.put("theirs.mp4", b"bob's video", content_type="video/mp4")
+    url = await store.presigned_url("mine.mp4", expires_s=1)
+    assert url is not None
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(url)).content == b"alice's video"
+        other_key = await client.get(url.replace("/clips/mine.mp4", "/clips/theirs.mp4", 1))
+        assert other_key.status_code == 403
+        assert b"SignatureDoesNotMatch" in other_key.content
+        longer = await client.get(url.replace("X-Amz-Expires=1&", "X-Amz-Expires=3600&", 1))
+        assert longer.status_code == 403 and b"SignatureDoesNotMatch" in longer.content
+        # Past X-Amz-Date + X-Amz-Expires (whole seconds): two seconds is always past it.
+        await asyncio.sleep(2.1)
+        late = await client.get(url)
+        assert late.status_code == 403
+        assert b"expired" in late.content

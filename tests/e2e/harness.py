@@ -37,6 +37,8 @@ FAST_ENV = {
     "T2V_LOCAL_DELIVERY": json.dumps({"*": {"backoff_delay_s": 0.25}}),
     "T2V_SUBMIT_RATE": "1000/minute",
     "T2V_MAX_ACTIVE_JOBS": "100",
+    # Tests that send wrong keys on purpose share 127.0.0.1 (tests/security tests the rate).
+    "T2V_FAILED_KEY_RATE": "1000/minute",
 }
 
 

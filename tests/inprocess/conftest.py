@@ -159,6 +159,7 @@ async def functions(
         "T2V_MAX_ATTEMPTS": "2",
         "T2V_SUBMIT_RATE": "1000/minute",
         "T2V_MAX_ACTIVE_JOBS": "100",
+        "T2V_FAILED_KEY_RATE": "1000/minute",
         event_auth.SIGNING_KEY_ENV: SIGNING_KEY,
         **function_env,
     }
