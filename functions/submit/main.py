@@ -31,7 +31,7 @@ from t2v.metrics import instrumented
 from t2v.ratelimit import SubmitLimiter
 from t2v.resources import json_response, resource_for
 from t2v.runtime import Lazy, Runtime, lazy_runtime
-from t2v.store import CreateResult, IdempotencyClaim
+from t2v.store import CreateResult, IdempotencyClaim, UnfinishedLimitReached
 
 log = logging.getLogger("t2v.submit")
 SOURCE = "/t2v/submit"
@@ -55,7 +55,8 @@ async def _accept(
     admit(params, profile=settings.model_profile, gpu=settings.gpu)
     figures = await read_figures(rt.store, settings.model_profile, settings.gpu)
     estimated_s = round(expected_seconds(params, figures, settings), 2)
-    rate_headers = await (await limiter.get()).check(principal.tenant)
+    submit_limiter = await limiter.get()
+    rate_headers = await submit_limiter.check(principal.tenant)
     claim = (
         IdempotencyClaim(check_idempotency_key(idempotency_key), request_hash(body))
         if idempotency_key is not None
@@ -69,7 +70,12 @@ async def _accept(
         created_at=time.time(),
         estimated_s=estimated_s,
     )
-    result = await rt.store.create(job, claim)
+    try:
+        # The cap again, in the store's own transaction: `check` read the count earlier, and
+        # concurrent submits of one tenant all read the same count.
+        result = await rt.store.create(job, claim, max_unfinished=submit_limiter.max_active_jobs)
+    except UnfinishedLimitReached:
+        raise await submit_limiter.at_cap(principal.tenant) from None
     if result.created:
         await _request_generation(rt, result.job)
     return result, rate_headers

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from t2v.store.base import ApplyResult, CreateResult, IdempotencyClaim, JobPage, JobStore, Lease
+from t2v.store.base import (
+    ApplyResult,
+    CreateResult,
+    IdempotencyClaim,
+    JobPage,
+    JobStore,
+    Lease,
+    UnfinishedLimitReached,
+)
 
 __all__ = [
     "DEFAULT_REDIS_MAX_CONNECTIONS",
@@ -12,6 +20,7 @@ __all__ = [
     "JobPage",
     "JobStore",
     "Lease",
+    "UnfinishedLimitReached",
     "open_job_store",
 ]
 
