@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Mapping
 from typing import Any
 
 import psutil
@@ -15,26 +16,27 @@ import psutil
 MIB = 1024 * 1024
 
 
-def _name(process: psutil.Process) -> str:
-    """A short name: the function a process serves (gunicorn renames its processes, so the
-    environment says which), else the program and its first arguments."""
+def _name(process: psutil.Process, labels: Mapping[int, str]) -> str:
+    """A short name: ``labels``' name for the process (or ``<its parent's> worker``; gunicorn
+    retitles its processes, and its title overwrites the environment too), else the program
+    and its first arguments."""
+    if process.pid in labels:
+        return labels[process.pid]
+    if process.ppid() in labels:
+        return f"{labels[process.ppid()]} worker"
     command = process.cmdline()
-    service = process.environ().get("K_SERVICE")
-    if service is not None:
-        role = command[0].removeprefix("gunicorn: ").split(" ")[0] if command else ""
-        return f"{service} {role}".strip()
     words = [pathlib.Path(command[0]).name, *command[1:3]] if command else [process.name()]
     return " ".join(words).strip()
 
 
-def snapshot() -> dict[int, dict[str, Any]]:
+def snapshot(labels: Mapping[int, str] | None = None) -> dict[int, dict[str, Any]]:
     """RSS (MiB) and open descriptors of every live descendant of this process."""
     found: dict[int, dict[str, Any]] = {}
     for process in psutil.Process(os.getpid()).children(recursive=True):
         try:
             with process.oneshot():
                 found[process.pid] = {
-                    "name": _name(process),
+                    "name": _name(process, labels or {}),
                     "rss_mib": round(process.memory_info().rss / MIB, 1),
                     "fds": process.num_fds(),
                 }

@@ -119,11 +119,15 @@ def measure(args: argparse.Namespace, work_dir: pathlib.Path) -> dict[str, Any]:
         ):
             base = platform.gateway
             warmup = run_jobs(client, base, args.warmup, args.in_flight, args.poll, args.timeout)
-            start = processes.snapshot()
+            labels = {
+                int(function["pid"]): f"t2v-{name}"
+                for name, function in platform.state()["functions"].items()
+            }
+            start = processes.snapshot(labels)
             started = time.monotonic()
             jobs = run_jobs(client, base, args.jobs, args.in_flight, args.poll, args.timeout)
             elapsed = time.monotonic() - started
-            end = processes.snapshot()
+            end = processes.snapshot(labels)
     rows = processes.compare(start, end)
     common = [row for row in rows if row["fds_start"] is not None and row["fds_end"] is not None]
     return {

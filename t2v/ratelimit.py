@@ -25,9 +25,11 @@ Every answer, the 202 and both 429s, carries the IETF draft `RateLimit-*` header
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import time
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +95,13 @@ class SubmitLimiter:
         else:
             storage, self._pool = _redis_storage(storage_url)
         self._windows = SlidingWindowCounterRateLimiter(storage)
+        # One admission at a time per tenant in this process: a burst of one tenant's submits
+        # then reads the count one after another (most are refused by `check` alone) instead
+        # of all racing into the store's compare-and-set, each holding a store connection.
+        # Kept only while someone holds or waits for it.
+        self._admitting: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None, store: JobStore) -> SubmitLimiter:
@@ -137,6 +146,14 @@ class SubmitLimiter:
             return await self._admit(tenant)
         except (StorageError, OSError) as exc:
             raise UnavailableError(f"rate limit storage unavailable: {exc}") from exc
+
+    def admission(self, tenant: str) -> asyncio.Lock:
+        """Hold while checking and storing one submission of `tenant` (this process only;
+        the store's own check keeps the cap across replicas)."""
+        lock = self._admitting.get(tenant)
+        if lock is None:
+            lock = self._admitting[tenant] = asyncio.Lock()
+        return lock
 
     @property
     def max_active_jobs(self) -> int | None:

@@ -56,28 +56,33 @@ async def _accept(
     figures = await read_figures(rt.store, settings.model_profile, settings.gpu)
     estimated_s = round(expected_seconds(params, figures, settings), 2)
     submit_limiter = await limiter.get()
-    rate_headers = await submit_limiter.check(principal.tenant)
     claim = (
         IdempotencyClaim(check_idempotency_key(idempotency_key), request_hash(body))
         if idempotency_key is not None
         else None
     )
-    job = Job(
-        id=new_job_id(),
-        tenant=principal.tenant,
-        status=JobStatus.QUEUED,
-        params=params,
-        created_at=time.time(),
-        estimated_s=estimated_s,
-    )
-    try:
-        # The cap again, in the store's own transaction: `check` read the count earlier, and
-        # concurrent submits of one tenant all read the same count.
-        result = await rt.store.create(job, claim, max_unfinished=submit_limiter.max_active_jobs)
-    except UnfinishedLimitReached:
-        raise await submit_limiter.at_cap(principal.tenant) from None
-    if result.created:
-        await _request_generation(rt, result.job)
+    # One tenant's submits are admitted one at a time here, job.requested included, so its
+    # jobs are stored and requested (and so run) in the order they were admitted.
+    async with submit_limiter.admission(principal.tenant):
+        rate_headers = await submit_limiter.check(principal.tenant)
+        job = Job(
+            id=new_job_id(),
+            tenant=principal.tenant,
+            status=JobStatus.QUEUED,
+            params=params,
+            created_at=time.time(),
+            estimated_s=estimated_s,
+        )
+        try:
+            # The cap again, in the store's own transaction: across replicas, submits of one
+            # tenant can still read the same count in `check`.
+            result = await rt.store.create(
+                job, claim, max_unfinished=submit_limiter.max_active_jobs
+            )
+        except UnfinishedLimitReached:
+            raise await submit_limiter.at_cap(principal.tenant) from None
+        if result.created:
+            await _request_generation(rt, result.job)
     return result, rate_headers
 
 

@@ -44,7 +44,7 @@ def test_short_soak_succeeds_and_leaks_nothing(report_path: pathlib.Path) -> Non
     assert result["tmp_files_left"] == []
     assert result["processes_gone"] == 0 and result["processes_new"] == 0  # nothing restarted
     names = {row["name"] for row in result["processes"]}
-    assert {"t2v-infer worker", "t2v-submit worker", "t2v-status worker"} <= names
+    assert {"t2v-infer worker", "t2v-submit worker", "t2v-status worker", "t2v-infer"} <= names
     infer_workers = [row for row in result["processes"] if row["name"] == "t2v-infer worker"]
     assert len(infer_workers) == 2
     for row in result["processes"]:
