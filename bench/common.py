@@ -39,6 +39,17 @@ def machine_basics() -> dict[str, object]:
     }
 
 
+def epoch(iso: str) -> float:
+    """Seconds since the epoch of an ISO 8601 time as the API writes it (`...Z`)."""
+    return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank value at ``fraction`` (0.5: the median) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
 def tiny_model(directory: pathlib.Path, seed: int = 0) -> pathlib.Path:
     """The tiny random Mochi in ``directory``, built there unless it already is."""
     from t2v.model.tiny import build_tiny_mochi, is_built

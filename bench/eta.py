@@ -18,7 +18,6 @@ artifact cache never answers.
 from __future__ import annotations
 
 import argparse
-import datetime
 import pathlib
 import random
 import statistics
@@ -30,22 +29,13 @@ from typing import Any
 import httpx
 
 from bench import local_platform
-from bench.common import emit
+from bench.common import emit, epoch, percentile
 from bench.mochi.report import machine
 
 # What `t2v demo` submits: a prompt, the tiny profile's defaults for everything else.
 DEMO_REQUEST = {"prompt": "a red fox running through fresh snow, golden hour"}
 FRACTIONS = (0.25, 0.5, 0.75)
 NO_ETA_ERROR = 1.0
-
-
-def _epoch(iso: str) -> float:
-    return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -106,8 +96,8 @@ def run_wave(
 def errors_at(job: FollowedJob, fraction: float) -> dict[str, Any]:
     """The ETA error of the last reading at or before ``fraction`` of the job's life."""
     assert job.final is not None
-    created = _epoch(job.final["created_at"])
-    finished = _epoch(job.final["finished_at"])
+    created = epoch(job.final["created_at"])
+    finished = epoch(job.final["finished_at"])
     moment = created + fraction * (finished - created)
     earlier = [reading for reading in job.readings if reading.at <= moment]
     reading = earlier[-1] if earlier else job.readings[0]
@@ -143,7 +133,7 @@ def measure(
         assert job.final is not None
         if job.final["status"] != "succeeded":
             raise RuntimeError(f"job {job.id} ended {job.final['status']}: {job.final['error']}")
-        life = _epoch(job.final["finished_at"]) - _epoch(job.final["created_at"])
+        life = epoch(job.final["finished_at"]) - epoch(job.final["created_at"])
         records.append(
             {
                 "id": job.id,
@@ -164,7 +154,7 @@ def summarize(
         errors = [float(record["at"][index]["error"]) for record in records]
         by_fraction[f"{fraction:.0%}"] = {
             "median": round(statistics.median(errors), 4),
-            "p90": round(_percentile(errors, 0.9), 4),
+            "p90": round(percentile(errors, 0.9), 4),
         }
     lives = [float(record["life_s"]) for record in records]
     return {
@@ -173,7 +163,7 @@ def summarize(
         "per_wave": per_wave,
         "poll_s": poll_s,
         "request": DEMO_REQUEST,
-        "life_s": {"median": statistics.median(lives), "p90": _percentile(lives, 0.9)},
+        "life_s": {"median": statistics.median(lives), "p90": percentile(lives, 0.9)},
         "abs_error": by_fraction,
         "target": "median error at 50% of a job's life under 25%",
         "target_met": by_fraction["50%"]["median"] < 0.25,

@@ -14,7 +14,6 @@ Each job gets its own seed, so the artifact cache never answers. Per job:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import pathlib
 import random
@@ -24,7 +23,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench.common import emit, tiny_model
+from bench.common import emit, epoch, percentile, tiny_model
 from bench.mochi.report import machine
 from t2v.contract import NormalizedParams
 from tests.e2e.harness import TERMINAL, Platform
@@ -51,15 +50,6 @@ DEFAULT_PACE = {
 }
 
 
-def _epoch(iso: str) -> float:
-    return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 def wait_terminal(
     platform: Platform, job_id: str, poll_s: float, timeout_s: float = 300.0
 ) -> dict[str, Any]:
@@ -82,7 +72,7 @@ def run_job(platform: Platform, request: dict[str, Any], poll_s: float) -> dict[
     if job["status"] != "succeeded":
         raise RuntimeError(f"job {job_id} ended {job['status']}: {job.get('error')}")
     created, begun, finished = (
-        _epoch(job[key]) for key in ("created_at", "started_at", "finished_at")
+        epoch(job[key]) for key in ("created_at", "started_at", "finished_at")
     )
     return {
         "id": job_id,
@@ -146,7 +136,7 @@ def measure(
 def summarize(records: list[dict[str, Any]], poll_s: float) -> dict[str, Any]:
     def stats(key: str) -> dict[str, float]:
         values = [float(record[key]) for record in records]
-        return {"median": statistics.median(values), "p90": _percentile(values, 0.9)}
+        return {"median": statistics.median(values), "p90": percentile(values, 0.9)}
 
     overhead_ms = stats("overhead_s")["median"] * 1000
     return {

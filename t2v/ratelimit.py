@@ -10,8 +10,11 @@ Configuration (read once by `SubmitLimiter.from_env`):
 - `T2V_SUBMIT_RATE`: submissions per tenant in a sliding window, in the `limits` notation
   (`30/minute`, `5/second`, `500/hour`; default `30/minute`).
 - `T2V_MAX_ACTIVE_JOBS`: queued plus running jobs a tenant may have at once (default 20;
-  0 turns the cap off). Counted from the job store, so every replica sees the same number;
-  two submits racing at the cap may both pass, which a cap of this kind can tolerate.
+  0 turns the cap off). Counted from the job store, so every replica sees the same number.
+  `check` refuses a tenant already at the cap before counting its rate; the job store then
+  checks the cap again in the transaction that stores the job (`max_active_jobs`, passed
+  to `JobStore.create`), so submits racing at the cap never overshoot it. One that loses
+  that race has used one submission of its rate.
 - `T2V_RATE_LIMIT_STORAGE`: where the counters live: `memory://` (default; one process, the
   local platform) or `redis://host:port/db` on a cluster, so every submit replica shares them.
 
@@ -22,9 +25,11 @@ Every answer, the 202 and both 429s, carries the IETF draft `RateLimit-*` header
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import time
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +96,13 @@ class SubmitLimiter:
         else:
             storage, self._pool = redis_storage(storage_url)
         self._windows = SlidingWindowCounterRateLimiter(storage)
+        # One admission at a time per tenant in this process: a burst of one tenant's submits
+        # then reads the count one after another (most are refused by `check` alone) instead
+        # of all racing into the store's compare-and-set, each holding a store connection.
+        # Kept only while someone holds or waits for it.
+        self._admitting: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None, store: JobStore) -> SubmitLimiter:
@@ -136,17 +148,38 @@ class SubmitLimiter:
         except (StorageError, OSError) as exc:
             raise UnavailableError(f"rate limit storage unavailable: {exc}") from exc
 
+    def admission(self, tenant: str) -> asyncio.Lock:
+        """Hold while checking and storing one submission of `tenant` (this process only;
+        the store's own check keeps the cap across replicas)."""
+        lock = self._admitting.get(tenant)
+        if lock is None:
+            lock = self._admitting[tenant] = asyncio.Lock()
+        return lock
+
+    @property
+    def max_active_jobs(self) -> int | None:
+        """The cap on a tenant's unfinished jobs, None when there is none."""
+        return self._max_active if self._max_active > 0 else None
+
+    async def at_cap(self, tenant: str) -> RateLimitedError:
+        """The 429 `too_many_active_jobs` for a tenant at its cap, with the rate's headers."""
+        try:
+            headers = self._headers(*await self._window(tenant))
+        except (StorageError, OSError) as exc:
+            raise UnavailableError(f"rate limit storage unavailable: {exc}") from exc
+        error = RateLimitedError(
+            f"tenant has {self._max_active} unfinished jobs, the most allowed at once; "
+            "wait for one to finish or cancel one",
+            retry_after_s=ACTIVE_CAP_RETRY_AFTER_S,
+            headers=headers,
+        )
+        error.code = "too_many_active_jobs"
+        return error
+
     async def _admit(self, tenant: str) -> dict[str, str]:
         if self._max_active > 0 and await self._store.count_unfinished(tenant) >= self._max_active:
             # Refused before counting: a refusal at the cap uses none of the tenant's rate.
-            error = RateLimitedError(
-                f"tenant has {self._max_active} unfinished jobs, the most allowed at once; "
-                "wait for one to finish or cancel one",
-                retry_after_s=ACTIVE_CAP_RETRY_AFTER_S,
-                headers=self._headers(*await self._window(tenant)),
-            )
-            error.code = "too_many_active_jobs"
-            raise error
+            raise await self.at_cap(tenant)
         allowed = await self._windows.hit(self._rate, tenant)
         remaining, reset_in_s = await self._window(tenant)
         if allowed:

@@ -31,3 +31,9 @@ def test_overrides_keep_the_default_parallelism_unless_named() -> None:
 def test_unknown_delivery_field_is_an_error() -> None:
     with pytest.raises(TypeError):
         LocalOptions.from_env({"T2V_LOCAL_DELIVERY": json.dumps({"*": {"retries": 2}})})
+
+
+def test_each_infer_worker_takes_one_job_at_a_time() -> None:
+    options = LocalOptions.from_env({"T2V_INFER_WORKERS": "2"})
+    assert options.infer_workers == 2
+    assert options.delivery["t2v-infer-job"] == DeliveryOverride(parallelism=2)

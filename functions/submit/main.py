@@ -32,7 +32,7 @@ from t2v.metrics import instrumented
 from t2v.ratelimit import SubmitLimiter
 from t2v.resources import json_response, resource_for
 from t2v.runtime import Lazy, Runtime, lazy_runtime
-from t2v.store import CreateResult, IdempotencyClaim
+from t2v.store import CreateResult, IdempotencyClaim, UnfinishedLimitReached
 from t2v.webhooks.guard import check_submitted, configured_policy
 
 log = logging.getLogger("t2v.submit")
@@ -66,29 +66,40 @@ async def _accept(
     admit(params, profile=settings.model_profile, gpu=settings.gpu)
     figures = await read_figures(rt.store, settings.model_profile, settings.gpu)
     estimated_s = round(expected_seconds(params, figures, settings), 2)
-    rate_headers = await (await limiter.get()).check(principal.tenant)
+    submit_limiter = await limiter.get()
     claim = (
         IdempotencyClaim(check_idempotency_key(idempotency_key), request_hash(body))
         if idempotency_key is not None
         else None
     )
-    job = Job(
-        id=new_job_id(),
-        tenant=principal.tenant,
-        status=JobStatus.QUEUED,
-        params=params,
-        created_at=time.time(),
-        estimated_s=estimated_s,
-    )
-    result = await rt.store.create(job, claim)
-    if result.created:
-        log.info(
-            "job %s accepted: tenant %s, prompt sha256 %s",
-            job.id,
-            job.tenant,
-            prompt_hash(params["prompt"]),
+    # One tenant's submits are admitted one at a time here, job.requested included, so its
+    # jobs are stored and requested (and so run) in the order they were admitted.
+    async with submit_limiter.admission(principal.tenant):
+        rate_headers = await submit_limiter.check(principal.tenant)
+        job = Job(
+            id=new_job_id(),
+            tenant=principal.tenant,
+            status=JobStatus.QUEUED,
+            params=params,
+            created_at=time.time(),
+            estimated_s=estimated_s,
         )
-        await _request_generation(rt, result.job)
+        try:
+            # The cap again, in the store's own transaction: across replicas, submits of one
+            # tenant can still read the same count in `check`.
+            result = await rt.store.create(
+                job, claim, max_unfinished=submit_limiter.max_active_jobs
+            )
+        except UnfinishedLimitReached:
+            raise await submit_limiter.at_cap(principal.tenant) from None
+        if result.created:
+            log.info(
+                "job %s accepted: tenant %s, prompt sha256 %s",
+                job.id,
+                job.tenant,
+                prompt_hash(params["prompt"]),
+            )
+            await _request_generation(rt, result.job)
     return result, rate_headers
 
 

@@ -10,6 +10,7 @@ Configuration (environment, read once; `t2v local --help` names the flags that s
     T2V_LOCAL_SERVICE_URLS    JSON {service name: URL}: route a Service elsewhere (fault tests)
     T2V_STATUS_PROCESSES      how many status processes serve the API behind the gateway, in
                               turn (default 1), as status scales out on a cluster
+    T2V_INFER_WORKERS         infer worker processes, one job at a time each (default 1)
 plus every T2V_* setting of the functions, which the processes inherit; the data directory,
 the model and its profile are passed to them resolved (absolute), so the folder `t2v local`
 was started from does not matter.
@@ -47,7 +48,9 @@ from t2v.settings import Settings, looks_like_hub_id, tiny_model_dir
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ("submit", "status", "infer", "notify")
-# The local broker delivers to just one infer process: one generation at a time.
+# One generation at a time per infer worker (T2V_INFER_WORKERS, default one): infer runs
+# that many gunicorn workers, each with its own model, and the broker delivers to it that
+# many jobs at once.
 LOCAL_INFER_PARALLELISM = 1
 # Together well under the 10 s a supervisor (systemd, Docker, a terminal) waits before it
 # kills: function groups get SIGKILL after STOP_GRACE_S, servers stop taking requests at once.
@@ -104,11 +107,13 @@ class LocalOptions:
     eventing_dir: Path
     service_urls: Mapping[str, str]
     status_processes: int = 1
+    infer_workers: int = LOCAL_INFER_PARALLELISM
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalOptions:
         env = os.environ if env is None else env
-        overrides = {"t2v-infer-job": DeliveryOverride(parallelism=LOCAL_INFER_PARALLELISM)}
+        workers = max(1, int(env.get("T2V_INFER_WORKERS") or LOCAL_INFER_PARALLELISM))
+        overrides = {"t2v-infer-job": DeliveryOverride(parallelism=workers)}
         for name, fields in json.loads(env.get("T2V_LOCAL_DELIVERY") or "{}").items():
             # Layered on the local default, field by field (parallelism 1 unless named).
             overrides[name] = dataclasses.replace(overrides.get(name, DeliveryOverride()), **fields)
@@ -120,6 +125,7 @@ class LocalOptions:
             eventing_dir=Path(env.get("T2V_EVENTING_DIR") or REPO_ROOT / "eventing"),
             service_urls=json.loads(env.get("T2V_LOCAL_SERVICE_URLS") or "{}"),
             status_processes=max(1, int(env.get("T2V_STATUS_PROCESSES", "1"))),
+            infer_workers=workers,
         )
 
 
@@ -157,6 +163,7 @@ class LocalPlatform:
                 port=free_port(),
                 env={**env, "K_SERVICE": f"t2v-{name}", **self.credentials.function_env(name)},
                 log_path=settings.data_dir / "logs" / f"{process}.log",
+                workers=options.infer_workers if name == "infer" else 1,
             )
             for name in FUNCTIONS
             for process in _process_names(name, options)

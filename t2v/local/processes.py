@@ -33,6 +33,8 @@ class FunctionProcess:
     port: int
     env: Mapping[str, str]
     log_path: Path
+    # gunicorn worker processes (functions-framework's WORKERS), each with its own state.
+    workers: int = 1
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     crashes_in_a_row: int = 0
@@ -66,7 +68,7 @@ class FunctionProcess:
     async def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logfile = self.log_path.open("ab")
-        env = {**os.environ, **self.env, "WORKERS": "1"}
+        env = {**os.environ, **self.env, "WORKERS": str(self.workers)}
         # A session of its own, so a kill reaches gunicorn's master and worker together.
         self.process = await asyncio.create_subprocess_exec(
             *self.command(), env=env, stdout=logfile, stderr=logfile, start_new_session=True

@@ -10,6 +10,7 @@ from t2v.store.base import (
     JobPage,
     JobStore,
     Lease,
+    UnfinishedLimitReached,
 )
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "JobPage",
     "JobStore",
     "Lease",
+    "UnfinishedLimitReached",
     "open_job_store",
 ]
 

@@ -23,6 +23,15 @@ class IdempotencyClaim:
     ttl_s: float = 24 * 3600.0
 
 
+class UnfinishedLimitReached(Exception):
+    """`create` with `max_unfinished`: the tenant already has that many queued or running jobs."""
+
+    def __init__(self, tenant: str, limit: int) -> None:
+        super().__init__(f"tenant {tenant} has {limit} unfinished jobs")
+        self.tenant = tenant
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class CreateResult:
     job: Job
@@ -64,10 +73,19 @@ class JobPage:
 
 
 class JobStore(Protocol):
-    async def create(self, job: Job, idempotency: IdempotencyClaim | None = None) -> CreateResult:
+    async def create(
+        self,
+        job: Job,
+        idempotency: IdempotencyClaim | None = None,
+        *,
+        max_unfinished: int | None = None,
+    ) -> CreateResult:
         """Store a new job. With an idempotency claim already used for the same request hash
         by the same tenant, return that job (created=False); with another hash raise
-        `IdempotencyConflictError`. Atomic: nothing is stored on error."""
+        `IdempotencyConflictError`. With `max_unfinished`, raise `UnfinishedLimitReached`
+        when the tenant already has that many queued or running jobs, checked in the same
+        transaction as the write (concurrent creates never overshoot it). Atomic: nothing is
+        stored on error."""
         ...
 
     async def get(self, job_id: str) -> Job | None: ...

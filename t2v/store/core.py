@@ -34,6 +34,7 @@ from t2v.store.base import (
     JobChange,
     JobPage,
     Lease,
+    UnfinishedLimitReached,
 )
 from t2v.store.cursor import decode_cursor, encode_cursor
 
@@ -84,11 +85,13 @@ class JobStoreBackend(Protocol):
         expected: Job | None,
         claim: ClaimWrite | None = None,
         drop_lease: bool = False,
+        max_unfinished: int | None = None,
     ) -> bool:
         """Store `job`, its index entries, an entry of its change log and `claim`, and with
         `drop_lease` delete its lease, in one transaction, if the stored job still equals
-        `expected` (None: no job has this id) and the stored claim `claim.expected`. False,
-        with nothing written, when either has changed."""
+        `expected` (None: no job has this id) and the stored claim `claim.expected`, and (with
+        `max_unfinished`) the job's tenant has fewer queued and running jobs than that. False,
+        with nothing written, when any of these does not hold."""
         ...
 
     async def put_lease(self, lease: Lease, *, expected: Lease | None) -> bool:
@@ -229,7 +232,13 @@ class JobStoreCore:
         self._backend = backend
 
     # Jobs ---------------------------------------------------------------------------------
-    async def create(self, job: Job, idempotency: IdempotencyClaim | None = None) -> CreateResult:
+    async def create(
+        self,
+        job: Job,
+        idempotency: IdempotencyClaim | None = None,
+        *,
+        max_unfinished: int | None = None,
+    ) -> CreateResult:
         backend = self._backend
         async for _ in _rounds():
             claim = None
@@ -251,10 +260,19 @@ class JobStoreCore:
                     expected=record,
                     ttl_s=idempotency.ttl_s,
                 )
-            if await backend.put_job(job, expected=None, claim=claim):
+            if await backend.put_job(
+                job, expected=None, claim=claim, max_unfinished=max_unfinished
+            ):
                 return await self._created(job, created=True)
             if await backend.read_job(job.id) is not None:
                 raise ConflictError(f"job {job.id} already exists", code="job_exists")
+            # Refused at the cap, or another write got in between: only a full count refuses
+            # (a job that finished meanwhile made room, and the next round takes it).
+            if (
+                max_unfinished is not None
+                and await self.count_unfinished(job.tenant) >= max_unfinished
+            ):
+                raise UnfinishedLimitReached(job.tenant, max_unfinished)
         raise _too_contended()
 
     async def _created(self, job: Job, *, created: bool) -> CreateResult:

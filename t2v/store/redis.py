@@ -246,10 +246,15 @@ class RedisBackend:
         expected: Job | None,
         claim: ClaimWrite | None = None,
         drop_lease: bool = False,
+        max_unfinished: int | None = None,
     ) -> bool:
         keys = [self._job_key(job.id)]
         if claim is not None:
             keys.append(self._claim_key(claim.tenant, claim.key))
+        # The tenant's queued and running indexes are watched too: a job another writer
+        # adds (or starts) between the count and EXEC aborts this transaction.
+        unfinished = [self._index_key(job.tenant, s) for s in (JobStatus.QUEUED, JobStatus.RUNNING)]
+        watched = keys + unfinished if max_unfinished is not None else keys
 
         async def write(pipe: Pipeline) -> bool:
             stored = await pipe.mget(keys)
@@ -257,6 +262,10 @@ class RedisBackend:
                 return False
             if claim is not None and _claim(stored[1]) != claim.expected:
                 return False
+            if max_unfinished is not None:
+                counts = [int(await pipe.zcard(index)) for index in unfinished]
+                if sum(counts) >= max_unfinished:
+                    return False
             _begin_writes(pipe)
             encoded = encode_job(job)
             pipe.set(keys[0], encoded)
@@ -277,7 +286,7 @@ class RedisBackend:
                 pipe.delete(self._lease_key(job.id))
             return True
 
-        return await self._compare_and_set(keys, write)
+        return await self._compare_and_set(watched, write)
 
     def _queue_index_changes(self, pipe: Pipeline, old: Job | None, new: Job | None) -> None:
         """The index writes that take the stored `old` to `new` (None: absent)."""

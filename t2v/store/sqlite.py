@@ -142,6 +142,11 @@ def _load_record(conn: sqlite3.Connection, name: str) -> str | None:
     return str(row[0]) if row else None
 
 
+def _count_unfinished(conn: sqlite3.Connection, tenant: str) -> int:
+    query = "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND status IN ('queued', 'running')"
+    return int(conn.execute(query, (tenant,)).fetchone()[0])
+
+
 def _in_transaction(conn: sqlite3.Connection, change: Callable[[], bool]) -> bool:
     """Run `change` in one write transaction, committed only when it returns True."""
     conn.execute("BEGIN IMMEDIATE")
@@ -245,11 +250,16 @@ class SqliteBackend:
         expected: Job | None,
         claim: ClaimWrite | None = None,
         drop_lease: bool = False,
+        max_unfinished: int | None = None,
     ) -> bool:
         row = (job.id, job.tenant, job.status.value, job.created_at, encode_job(job).decode())
 
         def write(conn: sqlite3.Connection) -> bool:
             if _load_job(conn, job.id) != expected:
+                return False
+            # Counted inside the write transaction (BEGIN IMMEDIATE): no other writer can
+            # add a job between this count and the insert.
+            if max_unfinished is not None and _count_unfinished(conn, job.tenant) >= max_unfinished:
                 return False
             if claim is not None:
                 if _load_claim(conn, claim.tenant, claim.key) != claim.expected:

@@ -10,7 +10,7 @@ import pytest
 
 from t2v.errors import IdempotencyConflictError, InvalidRequestError, NotFoundError
 from t2v.jobs import Job, JobError, JobStatus, JobUpdate, Progress, VideoInfo, new_job_id
-from t2v.store.base import IdempotencyClaim, JobStore
+from t2v.store.base import IdempotencyClaim, JobStore, UnfinishedLimitReached
 from tests.params import job_params
 
 T0 = 1_700_000_000.0
@@ -110,6 +110,47 @@ async def test_an_expired_idempotency_key_can_be_used_again(job_store: JobStore)
     assert result.created and result.job == later
     repeat = make_job(created_at=T0 + 62)
     assert (await job_store.create(repeat, IdempotencyClaim("key-1", "hash-b"))).job == later
+
+
+# the active-jobs cap ------------------------------------------------------------------
+async def test_create_at_the_cap_is_refused_and_stores_nothing(job_store: JobStore) -> None:
+    await created(job_store, make_job(), make_job())
+    other = make_job("globex")
+    assert (await job_store.create(other, max_unfinished=2)).created  # another tenant's count
+    refused = make_job()
+    with pytest.raises(UnfinishedLimitReached) as caught:
+        await job_store.create(refused, max_unfinished=2)
+    assert caught.value.limit == 2 and caught.value.tenant == "acme"
+    assert await job_store.get(refused.id) is None
+    assert await job_store.count_unfinished("acme") == 2
+
+
+async def test_a_finished_job_frees_its_place_under_the_cap(job_store: JobStore) -> None:
+    first, _ = await created(job_store, make_job(), make_job())
+    await job_store.apply(started(first))
+    with pytest.raises(UnfinishedLimitReached):
+        await job_store.create(make_job(), max_unfinished=2)  # running counts as unfinished
+    await job_store.apply(succeeded(first))
+    assert (await job_store.create(make_job(), max_unfinished=2)).created
+
+
+async def test_an_idempotent_replay_at_the_cap_returns_its_job(job_store: JobStore) -> None:
+    claim = IdempotencyClaim("key-1", "hash-a")
+    first = (await job_store.create(make_job(), claim, max_unfinished=1)).job
+    replay = await job_store.create(make_job(created_at=T0 + 1), claim, max_unfinished=1)
+    assert not replay.created and replay.job == first
+
+
+async def test_concurrent_creates_never_overshoot_the_cap(job_store: JobStore) -> None:
+    jobs = [make_job(created_at=T0 + i) for i in range(30)]
+    results = await asyncio.gather(
+        *(job_store.create(job, max_unfinished=7) for job in jobs), return_exceptions=True
+    )
+    made = [result for result in results if not isinstance(result, BaseException)]
+    refusals = [result for result in results if isinstance(result, BaseException)]
+    assert len(made) == 7 and all(result.created for result in made)
+    assert all(isinstance(refusal, UnfinishedLimitReached) for refusal in refusals)
+    assert await job_store.count_unfinished("acme") == 7
 
 
 # apply / merge --------------------------------------------------------------------------
