@@ -167,6 +167,10 @@ class SqliteBackend:
         # Idle connections, one taken per operation: each worker thread needs its own.
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # One connection opened at a time: the first switches a new file to WAL and creates
+        # the schema, and SQLite answers "database is locked" at once, without waiting out
+        # the busy timeout, to a second connection doing the same meanwhile.
+        self._opening = threading.Lock()
 
     def _open(self) -> sqlite3.Connection:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,7 +195,8 @@ class SqliteBackend:
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
-            conn = self._open()
+            with self._opening:
+                conn = self._open()
         try:
             yield conn
         except BaseException:
