@@ -31,8 +31,8 @@ def test_openapi_json_is_served_and_valid(platform: Platform) -> None:
 @pytest.mark.parametrize(
     ("path", "content_type", "source"),
     [
-        ("/docs", "text/html", REPO_ROOT / "web" / "docs.html"),
-        ("/web/docs.js", "text/javascript", REPO_ROOT / "web" / "docs.js"),
+        ("/docs", "text/html", REPO_ROOT / "web" / "public" / "docs.html"),
+        ("/web/docs.js", "text/javascript", REPO_ROOT / "web" / "public" / "docs.js"),
         ("/docs/swagger-ui-bundle.js", "text/javascript", RENDERER / "swagger-ui-bundle.js"),
         ("/docs/swagger-ui.css", "text/css", RENDERER / "swagger-ui.css"),
     ],
