@@ -69,22 +69,45 @@ def _error(description: str, *codes: str, headers: tuple[str, ...] = ()) -> Sche
     return answer
 
 
-def _job_answer(description: str, *headers: str) -> Schema:
+def _job_answer(description: str, *headers: str, links: bool = False) -> Schema:
     answer: Schema = {
         "description": description,
         "content": {"application/json": {"schema": _ref("Job")}},
     }
     if headers:
         answer["headers"] = {name: _header(name) for name in headers}
+    if links:
+        answer["links"] = _JOB_LINKS
     return answer
+
+
+def _job_link(operation_id: str, description: str) -> Schema:
+    return {
+        "operationId": operation_id,
+        "parameters": {"job_id": "$response.body#/id"},
+        "description": description,
+    }
+
+
+# What a client (and a stateful fuzzer) can do next with the job an answer names.
+_JOB_LINKS: Schema = {
+    "GetJob": _job_link("getJob", "read the job"),
+    "CancelJob": _job_link("cancelJob", "cancel the job"),
+    "DeleteJob": _job_link("deleteJob", "delete the job once it is finished"),
+    "GetVideo": _job_link("getVideo", "download the job's video once it succeeded"),
+}
 
 
 # Answers every operation may give.
 _COMMON = {
     "401": _error("no API key, or not a valid one", "unauthorized", headers=("WWW-Authenticate",)),
+    "413": _error("the request body is larger than the limit", "payload_too_large"),
     "503": _error("the job store or another backend is unreachable: retry", "unavailable"),
 }
 _NOT_FOUND = _error("no such job, or another tenant's", "not_found")
+# The gateway refuses a path that readers could split differently (t2v.local.gateway).
+_BAD_PATH = "invalid_path"
+_BAD_PATH_ANSWER = _error("the path has an encoded separator or a dot segment", _BAD_PATH)
 _RATE = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
 _JOB_ID = {"$ref": "#/components/parameters/JobId"}
 _PREFER = {"$ref": "#/components/parameters/PreferWait"}
@@ -117,6 +140,7 @@ PATHS: Schema = {
                     "Idempotent-Replayed",
                     "Preference-Applied",
                     *_RATE,
+                    links=True,
                 ),
                 "400": _error(
                     "the request breaks the contract, or needs more GPU memory than there is; "
@@ -125,6 +149,7 @@ PATHS: Schema = {
                     "exceeds_gpu_memory",
                     "invalid_idempotency_key",
                     REFUSED_CODE,
+                    _BAD_PATH,
                 ),
                 "409": _error(
                     "the Idempotency-Key was used with another request", "idempotency_key_reused"
@@ -152,7 +177,11 @@ PATHS: Schema = {
                     "content": {"application/json": {"schema": _ref("JobList")}},
                 },
                 "400": _error(
-                    "a bad query parameter", "invalid_value", "out_of_range", "invalid_cursor"
+                    "a bad query parameter",
+                    "invalid_value",
+                    "out_of_range",
+                    "invalid_cursor",
+                    _BAD_PATH,
                 ),
             },
             parameters=[
@@ -175,7 +204,11 @@ PATHS: Schema = {
         "get": _operation(
             "getJob",
             "Read a job",
-            {"200": _job_answer("the job", "Preference-Applied"), "404": _NOT_FOUND},
+            {
+                "200": _job_answer("the job", "Preference-Applied", links=True),
+                "400": _BAD_PATH_ANSWER,
+                "404": _NOT_FOUND,
+            },
             parameters=[_PREFER],
         ),
         "delete": _operation(
@@ -186,6 +219,7 @@ PATHS: Schema = {
                     "description": "deleted; its video too, unless another job holds the same "
                     "(content-addressed) video"
                 },
+                "400": _BAD_PATH_ANSWER,
                 "404": _NOT_FOUND,
                 "409": _error("the job is queued or running: cancel it first", "job_not_finished"),
             },
@@ -199,8 +233,10 @@ PATHS: Schema = {
             {
                 "202": _job_answer(
                     "a queued job never runs; a running one stops within one denoising step, "
-                    "or when decoding or encoding ends, and publishes no video"
+                    "or when decoding or encoding ends, and publishes no video",
+                    links=True,
                 ),
+                "400": _BAD_PATH_ANSWER,
                 "404": _NOT_FOUND,
                 "409": _error("its video is being stored or is stored", "too_late"),
             },
@@ -220,6 +256,7 @@ PATHS: Schema = {
                     },
                 },
                 "302": {"description": "a presigned URL on the artifact store (S3)"},
+                "400": _BAD_PATH_ANSWER,
                 "404": _NOT_FOUND,
                 "409": _error("the job has no video (yet)", "video_not_ready"),
                 "410": _error("the video expired (retention)", "video_expired"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping
 
@@ -73,7 +75,22 @@ def _structured_attributes(body: bytes) -> dict[str, object]:
         raise MalformedEventError(f"structured CloudEvent is not valid JSON: {error}") from error
     if not isinstance(document, dict):
         raise MalformedEventError("structured CloudEvent must be a JSON object")
+    if "data_base64" in document:
+        _check_base64(document["data_base64"])
     return document
+
+
+def _check_base64(encoded: object) -> None:
+    """The SDK decodes `data_base64` leniently: characters outside the alphabet are dropped,
+    so `"!!!!"` passed as an event with no data. A broker passes on only what decodes."""
+    if not isinstance(encoded, str):
+        raise MalformedEventError("data_base64 must be a string", field="data_base64")
+    try:
+        base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise MalformedEventError(
+            f"data_base64 is not valid base64: {error}", field="data_base64"
+        ) from error
 
 
 def _keep_bytes(data: bytes | str) -> bytes | str:

@@ -21,6 +21,8 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
 from t2v.errors import InvalidRequestError, NotFoundError, T2VError, UnavailableError
 from t2v.http import checked_request, client_went_away, error_response, method_not_allowed
@@ -61,7 +63,6 @@ _PUBLIC_PATTERNS = [
 # does not.
 _AMBIGUOUS_SEPARATOR = re.compile(r"%2f|%5c|\\", re.IGNORECASE)
 _DOT_SEGMENTS = {".", "..", "%2e", "%2e.", ".%2e", "%2e%2e"}
-_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 # Headers that belong to one hop and must not be forwarded (RFC 9110 section 7.6.1).
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
@@ -208,7 +209,16 @@ def create_gateway_app(services: Mapping[str, str | Sequence[str]]) -> Starlette
         yield
         await client.aclose()
 
-    return Starlette(
-        routes=[Route("/healthz", healthz), Route("/{path:path}", proxy, methods=_METHODS)],
-        lifespan=lifespan,
-    )
+    async def unrouted(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # a WebSocket: nothing public speaks it
+            await WebSocketClose()(scope, receive, send)
+            return
+        response = await proxy(Request(scope, receive))
+        await response(scope, receive, send)
+
+    app = Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)
+    # Every other path, whatever its bytes, goes to `proxy`, which judges it and answers
+    # JSON: a catch-all route's pattern would not match a path with a decoded newline
+    # (`%0A`), which Starlette then answered with its own plain-text 404.
+    app.router.default = unrouted
+    return app

@@ -57,3 +57,20 @@ def test_other_paths_are_404() -> None:
         response = client.delete("/v2/things")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs/a%0Ab", "/v1/jobs/%0A%C3%8A", "/v1/jobs%0Ax/video"])
+def test_a_path_with_a_newline_is_a_json_404(path: str) -> None:
+    # Found by fuzzing: a catch-all route's pattern did not match a decoded newline, and
+    # Starlette answered its own plain-text 404.
+    with TestClient(create_gateway_app({})) as client:
+        response = client.get(path)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_method_no_route_serves_is_a_json_405() -> None:
+    with TestClient(create_gateway_app({})) as client:
+        response = client.request("TRACE", "/v1/jobs")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
