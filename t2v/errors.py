@@ -86,8 +86,15 @@ class RateLimitedError(T2VError):
     code = "rate_limited"
     retryable = True
 
-    def __init__(self, message: str, *, retry_after_s: int, headers: dict[str, str] | None = None):
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: int,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+    ):
+        super().__init__(message, code=code)
         self.retry_after_s = retry_after_s
         self.headers.update(headers or {})
         self.headers["Retry-After"] = str(retry_after_s)

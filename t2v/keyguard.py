@@ -124,10 +124,9 @@ class KeyGuard:
     async def _refusal(self, address: str) -> RateLimitedError:
         stats = await self._windows.get_window_stats(self._rate, address)
         retry = max(1, math.ceil(stats.reset_time - time.time()))
-        error = RateLimitedError(
+        return RateLimitedError(
             f"more than {self._rate.amount} failed authentications from this address per "
             f"{self._rate.get_expiry()} s; retry in {retry} s",
             retry_after_s=retry,
+            code="too_many_failed_keys",
         )
-        error.code = "too_many_failed_keys"
-        return error

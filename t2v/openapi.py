@@ -105,6 +105,11 @@ _COMMON = {
     "503": _error("the job store or another backend is unreachable: retry", "unavailable"),
 }
 _NOT_FOUND = _error("no such job, or another tenant's", "not_found")
+# Any request with a key, once its address sent too many wrong ones (t2v.keyguard).
+_FAILED_KEYS = "too_many_failed_keys"
+_KEY_GUESSING = _error(
+    "too many failed authentications from this address", _FAILED_KEYS, headers=("Retry-After",)
+)
 # The gateway refuses a path that readers could split differently (t2v.local.gateway).
 _BAD_PATH = "invalid_path"
 _BAD_PATH_ANSWER = _error("the path has an encoded separator or a dot segment", _BAD_PATH)
@@ -122,7 +127,7 @@ def _operation(
         "summary": summary,
         "tags": [tag],
         **more,
-        "responses": {**responses, **_COMMON},
+        "responses": {"429": _KEY_GUESSING, **responses, **_COMMON},
     }
 
 
@@ -159,6 +164,7 @@ PATHS: Schema = {
                     "over the tenant's submission rate, or its cap on unfinished jobs",
                     "rate_limited",
                     "too_many_active_jobs",
+                    _FAILED_KEYS,
                     headers=("Retry-After", *_RATE),
                 ),
             },

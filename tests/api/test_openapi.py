@@ -232,7 +232,10 @@ def test_job_resources_match_the_job_schema(profile: str) -> None:
 # that collides, which the store retries and no client sees.
 API_SOURCES = ("functions/submit/main.py", "functions/status/main.py", "t2v/contract.py",
                "t2v/ratelimit.py", "t2v/store/cursor.py", "t2v/store/core.py",
-               "functions/notify/main.py", "t2v/webhooks/api.py")  # fmt: skip
+               "functions/notify/main.py", "t2v/webhooks/api.py", "t2v/keyguard.py",
+               "t2v/stream.py")  # fmt: skip
+# Raised on the web page's routes, which are not part of the API.
+PAGE_CODES = {"web_ui_not_built"}
 API_ERRORS = (errors.RateLimitedError, errors.UnauthorizedError, errors.UnavailableError,
               errors.NotFoundError, errors.UnsupportedMediaTypeError,
               errors.IdempotencyConflictError, RefusedTargetError)  # fmt: skip
@@ -250,4 +253,4 @@ def test_every_error_code_the_api_raises_is_documented() -> None:
     raised = {error.code for error in API_ERRORS}
     for source in API_SOURCES:
         raised |= set(re.findall(r'code="(\w+)"', (REPO_ROOT / source).read_text()))
-    assert raised - {"job_exists"} <= documented, raised - documented
+    assert raised - {"job_exists"} - PAGE_CODES <= documented, raised - documented
