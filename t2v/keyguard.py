@@ -15,7 +15,10 @@ and are never believed). The local gateway appends its peer, and `t2v local` set
 
 Configuration (read once, on first use):
 - `T2V_FAILED_KEY_RATE`: failed authentications per client address, in the `limits` notation
-  (default `10/minute`).
+  (default `10/minute`), or `off` where the function cannot see client addresses: on the
+  cluster every request's peer is the pod's own queue-proxy, and the proxies that append
+  `X-Forwarded-For` before it differ with the activator in the path or not, so one count
+  would refuse every client together (a guesser could lock all users out).
 - `T2V_TRUSTED_PROXY_HOPS`: proxies in front of the function that append `X-Forwarded-For`
   (default 0: the socket's peer is the client).
 - `T2V_RATE_LIMIT_STORAGE`: where the counters live, as for `t2v.ratelimit`.
@@ -62,8 +65,9 @@ def client_address(
 
 class KeyGuard:
     def __init__(
-        self, *, rate: RateLimitItem, trusted_hops: int, storage_url: str = "memory://"
+        self, *, rate: RateLimitItem | None, trusted_hops: int, storage_url: str = "memory://"
     ) -> None:
+        """`rate` None: nothing is counted (`T2V_FAILED_KEY_RATE=off`)."""
         self._rate = rate
         self._trusted_hops = trusted_hops
         self._pool: ConnectionPool | None = None
@@ -78,10 +82,14 @@ class KeyGuard:
     def from_env(cls, env: Mapping[str, str] | None = None) -> KeyGuard:
         env = os.environ if env is None else env
         rate_text = env.get("T2V_FAILED_KEY_RATE") or DEFAULT_FAILED_KEY_RATE
-        try:
-            rate = parse(rate_text)
-        except ValueError as exc:
-            raise ValueError(f"T2V_FAILED_KEY_RATE {rate_text!r} is not like '10/minute'") from exc
+        rate: RateLimitItem | None = None
+        if rate_text != "off":
+            try:
+                rate = parse(rate_text)
+            except ValueError as exc:
+                raise ValueError(
+                    f"T2V_FAILED_KEY_RATE {rate_text!r} is not like '10/minute' or 'off'"
+                ) from exc
         hops_text = env.get("T2V_TRUSTED_PROXY_HOPS") or "0"
         if not hops_text.isdigit():
             raise ValueError(f"T2V_TRUSTED_PROXY_HOPS must be 0 or more (got {hops_text!r})")
@@ -106,27 +114,27 @@ class KeyGuard:
         `RateLimitedError` once the client's address has failed too often, and
         `UnavailableError` when the counters' storage fails."""
         header = request.headers.get("authorization")
-        if keys.open_mode or header is None:
-            return keys.authenticate(header)  # no key: nothing to guess, nothing counted
+        if keys.open_mode or header is None or self._rate is None:
+            return keys.authenticate(header)  # no key (or no count): nothing counted
         address = self.client_of(request)
         try:
             if not await self._windows.test(self._rate, address):
-                raise await self._refusal(address)
+                raise await self._refusal(self._rate, address)
             try:
                 return keys.authenticate(header)
             except UnauthorizedError as error:
                 if not await self._windows.hit(self._rate, address):
-                    raise await self._refusal(address) from error
+                    raise await self._refusal(self._rate, address) from error
                 raise
         except (StorageError, OSError) as exc:
             raise UnavailableError(f"rate limit storage unavailable: {exc}") from exc
 
-    async def _refusal(self, address: str) -> RateLimitedError:
-        stats = await self._windows.get_window_stats(self._rate, address)
+    async def _refusal(self, rate: RateLimitItem, address: str) -> RateLimitedError:
+        stats = await self._windows.get_window_stats(rate, address)
         retry = max(1, math.ceil(stats.reset_time - time.time()))
         return RateLimitedError(
-            f"more than {self._rate.amount} failed authentications from this address per "
-            f"{self._rate.get_expiry()} s; retry in {retry} s",
+            f"more than {rate.amount} failed authentications from this address per "
+            f"{rate.get_expiry()} s; retry in {retry} s",
             retry_after_s=retry,
             code="too_many_failed_keys",
         )

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.requests import Request
 
-from t2v.auth import hash_key
+from t2v.auth import KeyRegistry, Principal, hash_key
+from t2v.errors import RateLimitedError, UnauthorizedError
 from t2v.keyguard import KeyGuard, client_address
 from tests.e2e.harness import Platform
 
@@ -42,6 +44,26 @@ def test_the_client_is_the_entry_the_outermost_trusted_proxy_appended(
 def test_bad_settings_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=next(iter(env))):
         KeyGuard.from_env(env)
+
+
+def _wrong_key_request() -> Request:
+    headers = [(b"authorization", b"Bearer t2v_not-a-key")]
+    return Request({"type": "http", "headers": headers, "client": ("10.0.0.9", 1)})
+
+
+@pytest.mark.parametrize(("rate", "refused"), [("2/minute", True), ("off", False)])
+async def test_off_counts_nothing(rate: str, refused: bool) -> None:
+    # The cluster sets off: there every request's peer is the pod's own queue-proxy.
+    keys = KeyRegistry({hash_key(KEY): Principal("alice", admin=False)})
+    guard = KeyGuard.from_env({"T2V_FAILED_KEY_RATE": rate})
+    answers = []
+    for _ in range(5):
+        try:
+            await guard.authenticate(keys, _wrong_key_request())
+        except (RateLimitedError, UnauthorizedError) as error:
+            answers.append(type(error))
+    assert (RateLimitedError in answers) is refused
+    assert answers.count(UnauthorizedError) == (2 if refused else 5)
 
 
 @pytest.fixture(scope="module")
