@@ -87,7 +87,10 @@ def test_a_segfault_is_retried_once_on_a_fresh_process_and_succeeds(start: Any) 
     stats = platform.infer_stats()
     assert stats["model_crashes"] == 1
     assert stats["generations"] == 1
-    assert _started(platform, job["id"]) == 2  # the crashed run and the retry
+    # The crashed run and at least one retry. A released lease is stale at once, so the
+    # sweep may request the job again beside the broker's retry while the fresh process
+    # loads: both start, the lease lets one generate (generations == 1 above).
+    assert _started(platform, job["id"]) >= 2
     # infer itself lived on: the same process answered throughout.
     assert platform.state()["functions"]["infer"]["pid"] == infer_pid
     assert platform.client.get(f"{platform.function_url('infer')}/readyz").status_code == 200
