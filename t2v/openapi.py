@@ -127,7 +127,9 @@ def _operation(
         "summary": summary,
         "tags": [tag],
         **more,
-        "responses": {"429": _KEY_GUESSING, **responses, **_COMMON},
+        # Any path may be refused before routing (the gateway's path check); an operation's
+        # own 400 lists `invalid_path` beside its other codes.
+        "responses": {"400": _BAD_PATH_ANSWER, "429": _KEY_GUESSING, **responses, **_COMMON},
     }
 
 
@@ -212,7 +214,6 @@ PATHS: Schema = {
             "Read a job",
             {
                 "200": _job_answer("the job", "Preference-Applied", links=True),
-                "400": _BAD_PATH_ANSWER,
                 "404": _NOT_FOUND,
             },
             parameters=[_PREFER],
@@ -225,7 +226,6 @@ PATHS: Schema = {
                     "description": "deleted; its video too, unless another job holds the same "
                     "(content-addressed) video"
                 },
-                "400": _BAD_PATH_ANSWER,
                 "404": _NOT_FOUND,
                 "409": _error("the job is queued or running: cancel it first", "job_not_finished"),
             },
@@ -242,7 +242,6 @@ PATHS: Schema = {
                     "or when decoding or encoding ends, and publishes no video",
                     links=True,
                 ),
-                "400": _BAD_PATH_ANSWER,
                 "404": _NOT_FOUND,
                 "409": _error("its video is being stored or is stored", "too_late"),
             },
@@ -262,7 +261,6 @@ PATHS: Schema = {
                     },
                 },
                 "302": {"description": "a presigned URL on the artifact store (S3)"},
-                "400": _BAD_PATH_ANSWER,
                 "404": _NOT_FOUND,
                 "409": _error("the job has no video (yet)", "video_not_ready"),
                 "410": _error("the video expired (retention)", "video_expired"),
@@ -337,7 +335,11 @@ PATHS: Schema = {
                         }
                     },
                 },
-                "400": _error("Last-Event-ID is not an event id", "invalid_last_event_id"),
+                "400": _error(
+                    "Last-Event-ID is not an event id, or the path is refused",
+                    "invalid_last_event_id",
+                    _BAD_PATH,
+                ),
                 "404": _NOT_FOUND,
             },
             parameters=[
