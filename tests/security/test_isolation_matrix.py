@@ -38,7 +38,7 @@ from tests.e2e.harness import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = ("submit", "status", "infer")
+FUNCTIONS = ("submit", "status", "infer", "notify")
 # Distinctive, so that finding them in a log cannot be a coincidence.
 KEYS = {"alice": "t2v_isolation-alice-Qm9vYmFy", "bob": "t2v_isolation-bob-YmF6cXV4"}
 PROMPT = "a lighthouse of violet glass, isolation-matrix-7f3a"
@@ -174,10 +174,21 @@ def _check_unauthenticated(world: World, method: str, path: str) -> None:
         assert answer.headers["www-authenticate"].startswith("Bearer")
 
 
-def _check_job_id(world: World, method: str, template: str) -> None:
+# Path parameters that name something inside a job: any value, under alice's job id.
+INSIDE_A_JOB = {"{delivery_id}": "whd_isolation"}
+
+
+def _concrete(world: World, template: str) -> str:
+    path = template.replace("{job_id}", world.jobs[0])
+    for name, value in INSIDE_A_JOB.items():
+        path = path.replace(name, value)
+    return path
+
+
+def _check_job_id(world: World, method: str, template: str, **headers: str) -> None:
     job_id = world.jobs[0]
-    path = template.replace("{job_id}", job_id)
-    answer = _request(world, method, path, auth("bob"))
+    path = _concrete(world, template)
+    answer = _request(world, method, path, {**auth("bob"), **headers})
     assert answer.status_code == 404, (method, path, answer.text)
     assert answer.json()["error"]["code"] == "not_found"
     assert job_id in answer.json()["error"]["message"]  # only the id bob sent, nothing more
@@ -203,8 +214,16 @@ def _check_idempotency_key(world: World, method: str, template: str) -> None:
     assert "idempotent-replayed" not in answer.headers
 
 
+def _check_last_event_id(world: World, method: str, template: str) -> None:
+    # A position in one job's change log: with alice's job, bob's resume is refused whole.
+    _check_job_id(world, method, template, **{"Last-Event-ID": "0"})
+
+
 TENANT_REFERENCES = {
     ("path", "job_id"): _check_job_id,
+    # Only ever read under its job's id, which the job id check covers.
+    ("path", "delivery_id"): _check_job_id,
+    ("header", "Last-Event-ID"): _check_last_event_id,
     ("query", "cursor"): _check_cursor,
     ("header", "Idempotency-Key"): _check_idempotency_key,
 }
@@ -252,7 +271,7 @@ def test_route_keeps_tenants_apart(world: World, function: str, method: str, tem
         assert answer.status_code != 401, template
         assert not [item for item in world.tenant_data() if item in answer.text], template
         return
-    _check_unauthenticated(world, method, template.replace("{job_id}", world.jobs[0]))
+    _check_unauthenticated(world, method, _concrete(world, template))
     for parameter in world.parameters(template, operation):
         kind = (parameter["in"], parameter["name"])
         if kind in NO_TENANT_REFERENCE:
